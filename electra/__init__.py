@@ -1,0 +1,12 @@
+"""electra: ELECTRA pretraining on your own corpus and fine-tuning, interoperable with Hugging Face.
+
+Import is cheap: nothing here touches torch devices, logging or the network.
+"""
+__version__ = "0.1.0"
+
+
+def load(path, device=None):
+    """Load a fine-tuned model folder (ours or Hugging Face's) for prediction: `load(dir).predict([...])`."""
+    from electra.predict import load as _load
+
+    return _load(path, device=device)

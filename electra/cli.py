@@ -1,0 +1,86 @@
+"""Command-line interface: `electra COMMAND [options]` (also `python -m electra`, so `torchrun -m electra` works).
+
+Each command lives in its own module, listed in `COMMANDS`. A command module provides two functions:
+
+    def build_parser(parser: argparse.ArgumentParser) -> None   # add the command's arguments
+    def run(args: argparse.Namespace) -> int | None              # do the work; return an exit code (None = 0)
+
+Modules are imported only when their command runs, so `electra --help` is fast. User errors (`ElectraError`)
+print one line and exit 2; Ctrl-C exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from electra.errors import ElectraError
+
+# name -> (module, one-line help). A table, not an if/elif ladder: add a row to add a command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tokenizer": ("electra.tokenizer", "train a WordPiece tokenizer on your corpus, or import an existing vocab.txt"),
+    "prepare": ("electra.data", "tokenize and pack a corpus into memory-mapped pretraining shards"),
+    "pretrain": ("electra.pretrain", "pretrain an ELECTRA generator + discriminator (CPU, GPU, torchrun)"),
+    "export": ("electra.export", "export a checkpoint to Hugging Face (or ONNX) format"),
+    "flops": ("electra.flops", "print parameter counts and FLOPs per token for a preset or config"),
+    "finetune": ("electra.finetune", "fine-tune on GLUE, classification, NER or extractive QA"),
+    "evaluate": ("electra.evaluate", "evaluate a fine-tuned model on a task's dev set"),
+    "predict": ("electra.predict", "batched predictions from a fine-tuned model to JSONL"),
+    "fill-mask": ("electra.usage", "top-k fillers for [MASK] tokens with the generator"),
+    "detect": ("electra.usage", "show which tokens the discriminator thinks were replaced"),
+    "infill": ("electra.usage", "iterative mask-predict infilling with the generator"),
+    "study": ("electra.study", "reproduce the paper's comparisons in miniature at equal compute"),
+}
+
+
+def _top_help() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: electra COMMAND [options]   (python -m electra / torchrun -m electra work too)",
+        "",
+        "ELECTRA pretraining on your own corpus and fine-tuning, interoperable with Hugging Face.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `electra COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from electra import __version__
+
+        print(f"electra {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        print(f"electra: error: unknown command '{name}'{hint}; run `electra --help` for the list", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f"electra {name}", description=help_)
+        module.build_parser(parser) if not hasattr(module, "build_parsers") else module.build_parsers(name, parser)
+        args = parser.parse_args(argv[1:])
+        runner = module.run if not hasattr(module, "run_command") else (lambda a: module.run_command(name, a))
+        code = runner(args)
+        return int(code or 0)
+    except ElectraError as e:
+        print(f"electra {name}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"electra {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

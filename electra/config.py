@@ -1,0 +1,266 @@
+"""Configuration schema: dataclasses for the encoder, the generator and the pretraining objective, plus the presets.
+
+    from electra.config import preset
+    cfg = preset("small", vocab_size=30522)       # ElectraConfig: .discriminator, .generator, .objective
+    cfg.generator.hidden_size                      # 64: derived from the discriminator and the fractions
+
+Presets are a literal table. Sources: Clark et al., "ELECTRA: Pre-training Text Encoders as Discriminators Rather
+Than Generators" (ICLR 2020), Table 6 ("Pre-train hyperparameters"), and google-research/electra
+`configure_pretraining.py` (model_hparam_overrides, generator_hidden_size, mask_prob, max_predictions_per_seq).
+
+Every dataclass here is built with `from_dict`, which refuses unknown keys (suggesting the closest name) and wrong
+types with one `ElectraError` that names the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from electra.errors import ElectraError
+
+ACTIVATIONS = ("gelu", "gelu_new", "relu")  # gelu = exact erf (HF "gelu"); gelu_new = tanh approximation (TF code)
+OBJECTIVES = ("electra", "mlm", "electra-15", "replace-mlm", "all-tokens-mlm", "adversarial", "gdes", "two-stage")
+
+
+@dataclass
+class ModelConfig:
+    """One transformer encoder, in the layout of Hugging Face's ElectraModel (post-LN BERT blocks)."""
+
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):
+            _check_positive(self, name)
+        if self.hidden_size % self.num_heads:
+            raise ElectraError(f"num_heads={self.num_heads} does not divide hidden_size={self.hidden_size}")
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ElectraError(f"{name}={getattr(self, name)} must be in [0, 1)")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ElectraError(f"hidden_act='{self.hidden_act}' is not one of {', '.join(ACTIVATIONS)}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ElectraError(f"pad_token_id={self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+@dataclass
+class ObjectiveConfig:
+    """The pretraining objective: masking, sampling and the loss mix (google-research/electra defaults)."""
+
+    kind: str = "electra"  # electra | mlm | electra-15 | replace-mlm | all-tokens-mlm | adversarial | gdes | two-stage
+    mask_prob: float = 0.15  # fraction of non-special tokens selected for prediction (0.25 for large)
+    mask_token_prob: float = 0.85  # of the selected: replaced by [MASK] (the rest kept as is)
+    random_token_prob: float = 0.0  # of the selected: replaced by a random token (BERT uses 0.1; ELECTRA 0)
+    max_predictions: int = 0  # cap per sequence; 0 = int((mask_prob + 0.005) * seq_len) as the official code
+    gen_weight: float = 1.0  # weight of the generator's MLM loss
+    disc_weight: float = 50.0  # weight of the discriminator's replaced-token-detection loss (lambda in the paper)
+    temperature: float = 1.0  # sampling temperature for the generator's Gumbel-max sample
+    disallow_correct: bool = False  # official `disallow_correct`: never sample the original token
+
+    def __post_init__(self):
+        if self.kind not in OBJECTIVES:
+            raise ElectraError(f"objective kind='{self.kind}' is not one of {', '.join(OBJECTIVES)}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ElectraError(f"mask_prob={self.mask_prob} must be in (0, 1)")
+        for name in ("mask_token_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ElectraError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
+            raise ElectraError("mask_token_prob + random_token_prob must not exceed 1")
+        if self.max_predictions < 0:
+            raise ElectraError(f"max_predictions={self.max_predictions} must be >= 0 (0 = automatic)")
+        if self.temperature <= 0:
+            raise ElectraError(f"temperature={self.temperature} must be > 0")
+        if self.gen_weight < 0 or self.disc_weight < 0:
+            raise ElectraError("gen_weight and disc_weight must be >= 0")
+
+    def predictions_per_seq(self, seq_len: int) -> int:
+        """The static number of prediction slots per sequence (official `max_predictions_per_seq`)."""
+        return self.max_predictions or max(1, int((self.mask_prob + 0.005) * seq_len))
+
+
+@dataclass
+class ElectraConfig:
+    """Discriminator + generator + objective. The generator is derived: same embeddings, narrower (and optionally
+    shallower) encoder. `generator_hidden_fraction` scales hidden size, heads and FFN (paper Table 6)."""
+
+    discriminator: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    generator_hidden_fraction: float = 0.25
+    generator_layers_fraction: float = 1.0
+
+    def __post_init__(self):
+        for name in ("generator_hidden_fraction", "generator_layers_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ElectraError(f"{name}={value} must be in (0, 1]")
+        self.generator = self._derive_generator()
+
+    def _derive_generator(self) -> ModelConfig:
+        d, f = self.discriminator, self.generator_hidden_fraction
+        heads = max(1, round(d.num_heads * f))
+        hidden = max(heads, round(d.hidden_size * f))
+        hidden -= hidden % heads  # keep heads dividing hidden
+        return dataclasses.replace(
+            d,
+            hidden_size=hidden,
+            num_heads=heads,
+            intermediate_size=max(1, round(d.intermediate_size * f)),
+            num_layers=max(1, round(d.num_layers * self.generator_layers_fraction)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "discriminator": dataclasses.asdict(self.discriminator),
+            "objective": dataclasses.asdict(self.objective),
+            "generator_hidden_fraction": self.generator_hidden_fraction,
+            "generator_layers_fraction": self.generator_layers_fraction,
+        }
+
+
+# The presets. Columns: embedding, hidden, layers, heads, FFN, generator fraction, mask rate.
+# small: paper Table 6 (Small: 12 layers, hidden 256, embedding 128, 4 heads, FFN 1024, generator 1/4, mask 15%);
+# base:  Table 6 (Base: 12 / 768 / 768 / 12 heads / 3072, generator 1/3, mask 15%);
+# large: Table 6 (Large: 24 / 1024 / 1024 / 16 heads / 4096, generator 1/4, mask 25%);
+# tiny:  ours, for tests and CPU demos (not in the paper).
+# google-research/electra configure_pretraining.py agrees: model_size small -> hidden 256, embedding 128, 4 heads,
+# intermediate 1024, generator_hidden_size 0.25; base -> generator 1/3; large -> generator 0.25, mask_prob 0.25.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(embedding_size=32, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=256,
+                 generator_hidden_fraction=0.25, mask_prob=0.15),
+    "small": dict(embedding_size=128, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024,
+                  generator_hidden_fraction=0.25, mask_prob=0.15),
+    "base": dict(embedding_size=768, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                 generator_hidden_fraction=1 / 3, mask_prob=0.15),
+    "large": dict(embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096,
+                  generator_hidden_fraction=0.25, mask_prob=0.25),
+}
+
+# Fine-tuning layer-wise LR decay (paper Table 7 / appendix): 0.8 for Small and Base, 0.9 for Large.
+LAYERWISE_LR_DECAY = {"tiny": 0.8, "small": 0.8, "base": 0.8, "large": 0.9}
+
+
+def preset(name: str, **overrides: Any) -> ElectraConfig:
+    """An ElectraConfig for a preset; `overrides` may name ModelConfig or ObjectiveConfig fields or the fractions."""
+    if name not in PRESETS:
+        raise ElectraError(f"unknown preset '{name}'{_suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **overrides}
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+    objective_keys = {f.name for f in dataclasses.fields(ObjectiveConfig)}
+    top_keys = {"generator_hidden_fraction", "generator_layers_fraction"}
+    known = model_keys | objective_keys | top_keys
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        raise ElectraError(f"unknown config key '{unknown[0]}'{_suggest(unknown[0], known)}")
+    return ElectraConfig(
+        discriminator=from_dict(ModelConfig, {k: v for k, v in values.items() if k in model_keys}),
+        objective=from_dict(ObjectiveConfig, {k: v for k, v in values.items() if k in objective_keys}),
+        **{k: v for k, v in values.items() if k in top_keys},
+    )
+
+
+def electra_config_from_dict(d: dict) -> ElectraConfig:
+    """Inverse of ElectraConfig.to_dict (used by checkpoints); strict."""
+    d = dict(d)
+    disc = from_dict(ModelConfig, d.pop("discriminator", {}), where="discriminator")
+    obj = from_dict(ObjectiveConfig, d.pop("objective", {}), where="objective")
+    d.pop("generator", None)  # derived, written for readers only
+    top = from_dict(_Fractions, d)
+    return ElectraConfig(discriminator=disc, objective=obj, **dataclasses.asdict(top))
+
+
+@dataclass
+class _Fractions:
+    generator_hidden_fraction: float = 0.25
+    generator_layers_fraction: float = 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Strict construction of dataclasses from dicts (TOML sections, JSON metadata, CLI overrides).
+
+
+def from_dict(cls, values: dict, where: str = ""):
+    """Build dataclass `cls` from `values`, refusing unknown keys (with a suggestion) and wrong types."""
+    if not isinstance(values, dict):
+        raise ElectraError(f"{where or cls.__name__} must be a table of keys, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            raise ElectraError(f"unknown config key '{path}'{_suggest(key, fields)}")
+        kwargs[key] = coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check `value` against the type hint `hint`; ints are accepted for floats. Raises ElectraError naming `path`."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return coerce(value, args[0], path)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where=path)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ElectraError(f"config key '{path}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ElectraError(f"config key '{path}' must be a table, got {value!r}")
+        return value
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ElectraError(f"config key '{path}' must be {hint.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _check_positive(obj, name):
+    value = getattr(obj, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ElectraError(f"{name}={value!r} must be a positive integer")
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+

@@ -1,0 +1,259 @@
+"""The model: one transformer encoder in the layout of Hugging Face's ElectraModel, and the heads put on it.
+
+    enc = Encoder(ModelConfig(...))
+    h = enc(input_ids, token_type_ids, attention_mask)            # (B, T, H)
+
+Encoder = embeddings (token + learned position + token type, LayerNorm, dropout), a projection when the embedding
+size differs from the hidden size, then post-LN BERT blocks with attention through
+`torch.nn.functional.scaled_dot_product_attention`. Heads map 1:1 to the Hugging Face classes (see `hf.py`):
+
+    MLMHead             ElectraForMaskedLM.generator_predictions + generator_lm_head (tied to token embeddings)
+    DiscriminatorHead   ElectraForPreTraining.discriminator_predictions
+    ClassificationHead  ElectraForSequenceClassification.classifier
+    TokenClassificationHead / SpanHead   ElectraForTokenClassification / ElectraForQuestionAnswering
+
+Task models are encoder + head with one contract: `forward(...) -> (loss or None, logits)`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from electra.config import ModelConfig
+
+
+def activation(name: str):
+    if name == "gelu":
+        return F.gelu
+    if name == "gelu_new":
+        return lambda x: F.gelu(x, approximate="tanh")
+    return F.relu
+
+
+class Embeddings(nn.Module):
+    """Token + position + token-type embeddings, LayerNorm, dropout. Shared by generator and discriminator."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.embedding_size)
+        self.pos = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)
+        self.seg = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)
+        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, input_ids, token_type_ids):
+        T = input_ids.size(1)
+        positions = torch.arange(T, device=input_ids.device)
+        x = self.tok(input_ids) + self.pos(positions) + self.seg(token_type_ids)  # (B, T, E)
+        return self.drop(self.norm(x))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection; output dense + residual + LayerNorm (post-LN)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout_p = cfg.attention_dropout
+
+    def forward(self, x, mask):
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hd)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, H))
+
+
+class Layer(nn.Module):
+    """A post-LN BERT block: x = LN(x + attn(x)); x = LN(x + ffn(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attn = Attention(cfg)
+        self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn_in = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.ffn_out = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.act = activation(cfg.hidden_act)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x, mask):
+        x = self.attn_norm(x + self.drop(self.attn(x, mask)))
+        return self.ffn_norm(x + self.drop(self.ffn_out(self.act(self.ffn_in(x)))))
+
+
+class Encoder(nn.Module):
+    """Embeddings (+ projection when embedding size != hidden size) and `num_layers` post-LN blocks."""
+
+    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
+        self.project = nn.Linear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, embeds=None):
+        """input_ids (B, T) -> hidden states (B, T, H). attention_mask (B, T): 1 = real token, 0 = padding.
+        `embeds` (B, T, E) replaces the embedding lookup (used by the GDES objective variant)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids) if embeds is None else embeds
+        if self.project is not None:
+            x = self.project(x)  # (B, T, E) -> (B, T, H)
+        mask = None
+        if attention_mask is not None:
+            mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): True = attend
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n if include_embeddings else n - sum(p.numel() for p in self.embeddings.parameters())
+
+
+def init_weights(module: nn.Module, std: float):
+    """BERT initialisation: N(0, std) weights, zero biases, unit LayerNorm."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads
+
+
+class MLMHead(nn.Module):
+    """Generator head: dense (H -> E), gelu, LayerNorm, then logits against the tied token embeddings + a bias.
+    Apply it to hidden states already gathered at the positions to predict: (..., H) -> (..., V). The output weight
+    is passed in (the token embedding matrix), so the tie is explicit and the head owns no copy of it."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.embedding_size)
+        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        init_weights(self.dense, cfg.initializer_range)
+
+    def forward(self, h, token_embedding_weight):
+        return F.linear(self.norm(F.gelu(self.dense(h))), token_embedding_weight, self.bias)
+
+
+class DiscriminatorHead(nn.Module):
+    """Discriminator head: dense (H -> H), activation, dense (H -> 1): one replaced/original logit per token."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, 1)
+        self.act = activation(cfg.hidden_act)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, h):
+        return self.out(self.act(self.dense(h))).squeeze(-1)  # (B, T, H) -> (B, T)
+
+
+class ClassificationHead(nn.Module):
+    """Sequence classification on the first token: dropout, dense, gelu, dropout, out_proj (HF's
+    ElectraClassificationHead). num_labels == 1 is regression."""
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float | None = None):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, num_labels)
+        self.drop = nn.Dropout(cfg.hidden_dropout if dropout is None else dropout)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, h):
+        x = self.drop(h[:, 0])
+        return self.out(self.drop(F.gelu(self.dense(x))))  # (B, num_labels)
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token labels: dropout + linear (HF's ElectraForTokenClassification.classifier)."""
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float | None = None):
+        super().__init__()
+        self.out = nn.Linear(cfg.hidden_size, num_labels)
+        self.drop = nn.Dropout(cfg.hidden_dropout if dropout is None else dropout)
+        init_weights(self.out, cfg.initializer_range)
+
+    def forward(self, h):
+        return self.out(self.drop(h))  # (B, T, num_labels)
+
+
+class SpanHead(nn.Module):
+    """Extractive QA: a linear layer to (start, end) logits (HF's ElectraForQuestionAnswering.qa_outputs)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.out = nn.Linear(cfg.hidden_size, 2)
+        init_weights(self.out, cfg.initializer_range)
+
+    def forward(self, h):
+        return self.out(h)  # (B, T, 2): [..., 0] start, [..., 1] end
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Task models: encoder + head, forward(...) -> (loss or None, logits)
+
+
+class TaskModel(nn.Module):
+    """An encoder with a task head. `kind` is one of KINDS; labels, when given, produce the loss:
+    sequence: CE over num_labels (MSE when num_labels == 1); token: CE ignoring -100; span: mean of start/end CE;
+    pretraining: BCE over real tokens (labels 1 = replaced); masked-lm: CE ignoring -100."""
+
+    KINDS = ("sequence", "token", "span", "pretraining", "masked-lm")
+
+    def __init__(self, cfg: ModelConfig, kind: str, num_labels: int = 2, classifier_dropout: float | None = None):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown task kind {kind!r}")
+        self.cfg, self.kind, self.num_labels = cfg, kind, num_labels
+        self.encoder = Encoder(cfg)
+        if kind == "sequence":
+            self.head = ClassificationHead(cfg, num_labels, classifier_dropout)
+        elif kind == "token":
+            self.head = TokenClassificationHead(cfg, num_labels, classifier_dropout)
+        elif kind == "span":
+            self.head = SpanHead(cfg)
+        elif kind == "pretraining":
+            self.head = DiscriminatorHead(cfg)
+        else:
+            self.head = MLMHead(cfg)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
+                start_positions=None, end_positions=None):
+        h = self.encoder(input_ids, token_type_ids, attention_mask)
+        logits = self.head(h, self.encoder.embeddings.tok.weight) if self.kind == "masked-lm" else self.head(h)
+        loss = None
+        if self.kind == "sequence" and labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
+        elif self.kind in ("token", "masked-lm") and labels is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        elif self.kind == "pretraining" and labels is not None:
+            weights = attention_mask.float() if attention_mask is not None else torch.ones_like(logits)
+            per_token = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
+            loss = (per_token * weights).sum() / weights.sum().clamp(min=1)
+        elif self.kind == "span" and start_positions is not None:
+            T = logits.size(1)
+            start, end = logits.float().unbind(-1)
+            loss = 0.5 * (F.cross_entropy(start, start_positions.clamp(0, T - 1))
+                          + F.cross_entropy(end, end_positions.clamp(0, T - 1)))
+        return loss, logits
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Distinct parameters (a tied or shared tensor counts once)."""
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+

@@ -1,0 +1,237 @@
+"""The ELECTRA idea, as a wrapper around two ordinary encoders: masking, sampling, tying and the loss mix.
+
+    model = build_objective(cfg, special_ids={"pad": 0, "cls": 101, "sep": 102, "mask": 103})
+    out = model(input_ids, token_type_ids, attention_mask)       # dict: loss, mlm_loss, rtd_loss, metrics
+    out["loss"].backward()
+
+ELECTRA (Clark et al., 2020; google-research/electra `run_pretraining.py` + `pretrain_helpers.py`):
+1. Mask: in each sequence choose round(mask_prob * n) of the n maskable tokens (never [CLS]/[SEP]/[PAD]/[MASK]),
+   at most `max_predictions`; of those, 85% become [MASK] and 15% stay as they are (0% random).
+2. The generator (a narrow encoder sharing the embeddings) predicts the originals at the chosen positions; its MLM
+   loss trains it by maximum likelihood.
+3. Sample a token at each chosen position from the generator's softmax, Gumbel-max in fp32, under no_grad: no
+   gradient flows from the discriminator into the generator (it is not a GAN).
+4. The discriminator sees the corrupted sequence and labels each token replaced (1) or original (0). A sample equal
+   to the original is labelled original. RTD loss = mean BCE over all non-pad tokens.
+5. loss = gen_weight * MLM + disc_weight * RTD (1 and 50).
+
+The prediction slots are static: (B, P) with P = max_predictions, unused slots weighted 0, so shapes never depend
+on the data (good for torch.compile and for no host synchronisation inside the step). The generator's vocabulary
+logits are computed only at those P slots, never at every position.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from electra.config import ElectraConfig, ObjectiveConfig
+from electra.model import DiscriminatorHead, Encoder, MLMHead
+
+
+@dataclass
+class Masked:
+    """The result of masking a batch. P = prediction slots per sequence."""
+
+    input_ids: torch.Tensor  # (B, T) the generator's input: [MASK] at most chosen positions
+    positions: torch.Tensor  # (B, P) chosen positions (distinct per row)
+    targets: torch.Tensor  # (B, P) the original tokens at those positions
+    weights: torch.Tensor  # (B, P) float, 1 for a real prediction slot, 0 for an unused one
+
+
+def special_token_table(vocab_size: int, special_ids, device=None) -> torch.Tensor:
+    """(V,) bool: True for ids that are never masked."""
+    table = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    table[torch.tensor(sorted(set(int(i) for i in special_ids)), dtype=torch.long)] = True
+    return table
+
+
+def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: int, cfg: ObjectiveConfig,
+                vocab_size: int, generator: torch.Generator | None = None) -> Masked:
+    """Dynamic masking as google-research/electra `pretrain_helpers.mask` does it, with static shapes.
+
+    input_ids (B, T); attention_mask (B, T) 1 = real token; is_special (V,) bool table."""
+    B, T = input_ids.shape
+    device = input_ids.device
+    candidates = ~is_special[input_ids]
+    if attention_mask is not None:
+        candidates &= attention_mask.bool()
+    num_candidates = candidates.sum(1)  # (B,)
+    # round(n * p), at least 1, at most the slots and the candidates (official: max(1, min(max_pred, round(n*p))))
+    num_predict = torch.round(num_candidates.float() * cfg.mask_prob).long().clamp(min=1, max=num_slots)
+    num_predict = torch.minimum(num_predict, num_candidates)
+
+    # Uniform choice without replacement: random scores, non-candidates at -inf, top P.
+    scores = torch.rand(B, T, device=device, generator=generator).masked_fill(~candidates, -1.0)
+    P = min(num_slots, T)
+    positions = scores.topk(P, dim=1).indices  # (B, P), distinct per row
+    weights = (torch.arange(P, device=device)[None, :] < num_predict[:, None]).float()  # (B, P)
+    targets = input_ids.gather(1, positions)
+
+    # Of the chosen: mask_token_prob -> [MASK], random_token_prob -> random token, the rest kept.
+    u = torch.rand(B, P, device=device, generator=generator)
+    use_mask = (u < cfg.mask_token_prob) & weights.bool()
+    use_random = (u >= cfg.mask_token_prob) & (u < cfg.mask_token_prob + cfg.random_token_prob) & weights.bool()
+    replacement = torch.where(use_mask, torch.full_like(targets, mask_id), targets)
+    if cfg.random_token_prob > 0:
+        random_ids = torch.randint(0, vocab_size, (B, P), device=device, generator=generator)
+        random_ids = torch.where(is_special[random_ids], targets, random_ids)  # never insert a special token
+        replacement = torch.where(use_random, random_ids, replacement)
+    masked_ids = input_ids.scatter(1, positions, replacement)
+    return Masked(masked_ids, positions, targets, weights)
+
+
+def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+                  disallow: torch.Tensor | None = None) -> torch.Tensor:
+    """argmax(logits / temperature + Gumbel noise), in fp32: one exact sample from softmax(logits / temperature)."""
+    with torch.no_grad():
+        logits = logits.detach().float() / temperature
+        if disallow is not None:
+            logits = logits.masked_fill(disallow, float("-inf"))
+        u = torch.rand(logits.shape, device=logits.device, generator=generator, dtype=torch.float32)
+        gumbel = -torch.log(-torch.log(u.clamp(min=1e-9, max=1.0 - 1e-7)))
+        return (logits + gumbel).argmax(-1)
+
+
+def _gather(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """h (B, T, H), positions (B, P) -> (B, P, H)."""
+    return h.gather(1, positions[..., None].expand(-1, -1, h.size(-1)))
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def rtd_metrics(logits, labels, weights) -> dict:
+    """Discriminator metrics over weighted tokens (no host sync: tensors). labels 1 = replaced."""
+    with torch.no_grad():
+        pred = (logits > 0).float()
+        labels = labels.float()
+        tp = (pred * labels * weights).sum()
+        return {
+            "rtd_acc": _weighted_mean((pred == labels).float(), weights),
+            "rtd_precision": tp / (pred * weights).sum().clamp(min=1.0),
+            "rtd_recall": tp / (labels * weights).sum().clamp(min=1.0),
+            "replaced_frac": _weighted_mean(labels, weights),
+        }
+
+
+class Electra(nn.Module):
+    """Generator + discriminator, jointly trained. The generator shares the discriminator's embeddings module
+    (token, position and type embeddings and the embedding LayerNorm: one set of parameters), and its output layer
+    is tied to the token embeddings."""
+
+    def __init__(self, cfg: ElectraConfig, special_ids: dict):
+        super().__init__()
+        self.cfg = cfg
+        self.obj = cfg.objective
+        self.mask_id = int(special_ids["mask"])
+        self.discriminator = Encoder(cfg.discriminator)
+        self.generator = Encoder(cfg.generator, embeddings=self.discriminator.embeddings)
+        self.generator_head = MLMHead(cfg.generator)
+        self.discriminator_head = DiscriminatorHead(cfg.discriminator)
+        never_mask = [special_ids[k] for k in ("pad", "cls", "sep", "mask") if k in special_ids]
+        self.register_buffer("is_special", special_token_table(cfg.discriminator.vocab_size, never_mask),
+                             persistent=False)
+
+    @property
+    def embeddings(self):
+        return self.discriminator.embeddings
+
+    def mask(self, input_ids, attention_mask, generator=None) -> Masked:
+        slots = self.obj.predictions_per_seq(input_ids.size(1))
+        return mask_tokens(input_ids, attention_mask, self.is_special, self.mask_id, slots, self.obj,
+                           self.cfg.discriminator.vocab_size, generator)
+
+    def generator_logits(self, masked: Masked, token_type_ids, attention_mask):
+        h = self.generator(masked.input_ids, token_type_ids, attention_mask)  # (B, T, Hg)
+        return self.generator_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        masked = self.mask(input_ids, attention_mask, generator)
+
+        # 1. Generator: maximum likelihood on the chosen positions.
+        gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
+        per_slot = F.cross_entropy(gen_logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
+        mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+
+        # 2. Sample replacements (no gradient), build the corrupted input and the labels.
+        disallow = None
+        if self.obj.disallow_correct:
+            disallow = F.one_hot(masked.targets, gen_logits.size(-1)).bool()
+        sampled = gumbel_sample(gen_logits, self.obj.temperature, generator, disallow)  # (B, P)
+        sampled = torch.where(masked.weights.bool(), sampled, masked.targets)
+        corrupted = input_ids.scatter(1, masked.positions, sampled)
+        labels = (corrupted != input_ids).long()  # a sample equal to the original is "original"
+
+        # 3. Discriminator: replaced-token detection over every non-pad token.
+        rtd_logits = self.discriminator_head(self.discriminator(corrupted, token_type_ids, attention_mask))  # (B, T)
+        weights = attention_mask.float()
+        per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), labels.float(), reduction="none")
+        rtd_loss = _weighted_mean(per_token, weights)
+
+        loss = self.obj.gen_weight * mlm_loss + self.obj.disc_weight * rtd_loss
+        with torch.no_grad():
+            mlm_acc = _weighted_mean((gen_logits.argmax(-1) == masked.targets).float(), masked.weights)
+        return {
+            "loss": loss,
+            "mlm_loss": mlm_loss.detach(),
+            "rtd_loss": rtd_loss.detach(),
+            "mlm_acc": mlm_acc,
+            **rtd_metrics(rtd_logits.detach(), labels, weights),
+            # for evaluation (AUC) and inspection; detached
+            "rtd_logits": rtd_logits.detach(),
+            "rtd_labels": labels,
+            "rtd_weights": weights,
+            "corrupted": corrupted,
+        }
+
+
+class MaskedLM(nn.Module):
+    """The BERT baseline: one encoder (the discriminator's shape) trained with MLM alone, same masking code.
+    BERT's 80/10/10 split: set mask_token_prob=0.8, random_token_prob=0.1 in the objective config."""
+
+    def __init__(self, cfg: ElectraConfig, special_ids: dict):
+        super().__init__()
+        self.cfg, self.obj = cfg, cfg.objective
+        self.mask_id = int(special_ids["mask"])
+        self.discriminator = Encoder(cfg.discriminator)  # named so export/fine-tuning treat both objectives alike
+        self.generator_head = MLMHead(cfg.discriminator)
+        never_mask = [special_ids[k] for k in ("pad", "cls", "sep", "mask") if k in special_ids]
+        self.register_buffer("is_special", special_token_table(cfg.discriminator.vocab_size, never_mask),
+                             persistent=False)
+
+    @property
+    def embeddings(self):
+        return self.discriminator.embeddings
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        slots = self.obj.predictions_per_seq(input_ids.size(1))
+        masked = mask_tokens(input_ids, attention_mask, self.is_special, self.mask_id, slots, self.obj,
+                             self.cfg.discriminator.vocab_size, generator)
+        h = self.discriminator(masked.input_ids, token_type_ids, attention_mask)
+        logits = self.generator_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
+        per_slot = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
+        mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+        with torch.no_grad():
+            mlm_acc = _weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
+        return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_acc": mlm_acc}
+
+
+# kind -> class. Variants (electra-15, replace-mlm, all-tokens-mlm, adversarial, gdes, two-stage) register here.
+OBJECTIVES: dict[str, type] = {"electra": Electra, "mlm": MaskedLM}
+
+
+def build_objective(cfg: ElectraConfig, special_ids: dict) -> nn.Module:
+    from electra.errors import ElectraError
+
+    kind = cfg.objective.kind
+    if kind not in OBJECTIVES:
+        raise ElectraError(f"objective '{kind}' is not available; available: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[kind](cfg, special_ids)

@@ -52,3 +52,20 @@ def tiny_prepared_dir(wiki_en_slice, tiny_tokenizer_dir, tmp_path_factory) -> Pa
     prepare([wiki_en_slice], tiny_tokenizer_dir, out, PackConfig(seq_len=64, seed=0, valid_fraction=0.05),
             workers=0, progress_bar=False)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pretraining fixtures (owned by the pretraining engineer: tests/test_pretrain.py, test_checkpoint.py, test_dist.py)
+
+DEBUG_TOML = REPO_ROOT / "configs" / "debug.toml"
+
+
+@pytest.fixture(scope="session")
+def debug_overrides(tiny_prepared_dir):
+    """A function (out_dir, *overrides) -> the `--section.key=value` list for a fast, quiet configs/debug.toml run on
+    tiny_prepared_dir: one CPU thread, deterministic, no progress bar, TensorBoard, report or export unless asked."""
+    def make(out_dir, *overrides: str) -> list[str]:
+        return [f"--data.dir={tiny_prepared_dir}", f"--run.out={out_dir}", "--train.threads=1",
+                "--train.deterministic=true", "--run.progress=false", "--run.tensorboard=false",
+                "--run.report=false", "--run.export=false", *overrides]
+    return make

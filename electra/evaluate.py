@@ -1,0 +1,82 @@
+"""Score a fine-tuned model on a task's dev (or any labeled) split: `electra evaluate`.
+
+    electra evaluate --model runs/sst2/model --data ../shared/data/glue/SST-2            # task from the folder
+    electra evaluate --model runs/sst2/model --task sst2 --data DIR --output dev.jsonl     # + predictions file
+    electra evaluate --model runs/mnli/model --data DIR --split mm                         # MNLI mismatched
+
+Prints the metrics as one JSON object on stdout. The model folder is OUT/model of `electra finetune` (or OUT); its
+electra_task.json gives the task, labels and lengths, and the dev split is rebuilt exactly as fine-tuning built it
+(including a dev held out of train for data without a dev file). A gold label the model never saw is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+
+from electra.errors import ElectraError
+
+
+def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", max_examples: int = 0,
+             batch_size: int | None = None, device=None, options: dict | None = None) -> tuple:
+    """(metrics, task, examples, predictions) of the model in `model_dir` on `split` of the data in `data`."""
+    from electra.finetune import holdout, infer, warn_counts
+    from electra.predict import load
+    from electra.tasks import get_task
+
+    predictor = load(model_dir, device=device)
+    task = predictor.task if task_name is None else get_task(task_name)
+    if task.kind != predictor.task.kind:
+        raise ElectraError(f"task '{task.name}' needs a {task.kind} model, but {model_dir} holds a "
+                           f"{predictor.task.kind} model (fine-tuned for '{predictor.task.name}')")
+    cfg = dataclasses.replace(predictor.cfg, data=str(data), **(options or {}))
+    stats = Counter()
+    if split == "dev" and cfg.dev_fraction:
+        _, examples = holdout(task.read(Path(data), "train", cfg, stats), cfg.dev_fraction)
+    else:
+        examples = task.read(Path(data), split, cfg, stats)
+    warn_counts(f"{task.name} data", len(examples), stats, "records")
+    examples = examples[:max_examples] if max_examples else examples
+    if not examples:
+        raise ElectraError(f"the {split} split of task '{task.name}' in {data} has no examples")
+    features, counts = task.encode(examples, predictor.tokenizer, predictor.labels, cfg)
+    warn_counts(f"{split} split", len(examples), counts)
+    if any("labels" not in f and "start_positions" not in f for f in features) or \
+            (task.kind == "span" and not any(e.answers or e.is_impossible for e in examples)):
+        raise ElectraError(f"the {split} split of task '{task.name}' is unlabeled; use `electra predict` for it")
+    outputs = infer(predictor.model, features, batch_size or cfg.eval_batch_size, predictor.pad_id,
+                    predictor.device, progress=True)
+    predictions = task.decode(examples, features, outputs, predictor.labels, cfg)
+    return task.metric(examples, predictions), task, examples, predictions
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder (OUT/model or OUT)")
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder with the task's files")
+    parser.add_argument("--task", default=None, help="task name (default: the one the model was fine-tuned on)")
+    parser.add_argument("--split", default="dev", help="split to score: dev, or a name the task knows (default dev)")
+    parser.add_argument("--max-examples", type=int, default=0, metavar="N", help="score the first N only (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="inputs per forward pass (64)")
+    parser.add_argument("--output", default=None, metavar="FILE", help="also write the predictions as JSONL")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    for flag, help_ in (("--text-a", "generic tasks: text column"), ("--text-b", "generic tasks: second text column"),
+                        ("--label", "generic tasks: label column"), ("--dev-file", "dev file instead of DATA/..")):
+        parser.add_argument(flag, default=None, help=help_)
+
+
+def run(args: argparse.Namespace) -> int:
+    from electra.finetune import gold_of
+
+    options = {k: getattr(args, k) for k in ("text_a", "text_b", "label", "dev_file") if getattr(args, k)}
+    if args.output and Path(args.output).exists():
+        raise ElectraError(f"{args.output} already exists; choose another --output")
+    metrics, task, examples, predictions = evaluate(args.model, args.data, args.task, args.split,
+                                                    args.max_examples, args.batch_size, args.device, options)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            for e, p in zip(examples, predictions):
+                f.write(json.dumps({**task.to_output(e, p), "gold": gold_of(e)}, ensure_ascii=False) + "\n")
+    print(json.dumps({"task": task.name, "split": args.split, "examples": len(examples), **metrics}, indent=2))
+    return 0

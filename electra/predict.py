@@ -1,0 +1,160 @@
+"""Predictions from a fine-tuned model folder: the Python API and `electra predict`.
+
+    from electra import load
+    model = load("runs/sst2/model")                       # OUT/model of `electra finetune`, or OUT itself
+    model.predict(["a gripping film", "dull"])            # [{"label": "1", "probabilities": {"0": .., "1": ..}}, ..]
+    model.predict([("The cat sat.", "A cat was sitting.")])             # sentence pairs
+    load("runs/ner/model").predict(["EU rejects German call"])          # {"words", "tags", "entities"}
+    load("runs/cmrc/model").predict([{"question": q, "context": c}])    # {"answer", "start", "score", "n_best"}
+
+    electra predict --model runs/sst2/model --input texts.txt --output preds.jsonl
+    cat pairs.jsonl | electra predict --model runs/mrpc/model --input - --output -
+
+Input lines for the command: a JSON value (a string, a [text, text] pair, or an object such as {"text": ..},
+{"text_a": .., "text_b": ..}, {"question": .., "context": ..}, {"words": [..]}) or, when a line is not JSON, the raw
+text. Output: one JSON object per input line, in order. The folder's `electra_task.json` (written by fine-tuning)
+names the task, labels and lengths; a plain HF ElectraFor* task folder works too (task from its architecture).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from electra.errors import ElectraError
+
+GENERIC_TASK = {"sequence": "classify", "token": "ner", "span": "squad"}  # for folders without electra_task.json
+
+
+class Predictor:
+    """A fine-tuned TaskModel with its tokenizer and task: `.predict(items) -> list[dict]`, batched."""
+
+    def __init__(self, model, tokenizer, task, labels, cfg, device):
+        from electra.tokenizer import special_ids
+
+        self.model, self.tokenizer, self.task, self.labels, self.cfg = model, tokenizer, task, labels, cfg
+        self.device = device
+        self.pad_id = special_ids(tokenizer)["pad"]
+        self.counts = Counter()  # truncations and the like, over all calls
+
+    def predict(self, items, batch_size: int | None = None) -> list[dict]:
+        """Texts, text pairs, or task inputs (see the module docstring) -> one dict per item."""
+        from electra.finetune import infer
+
+        if isinstance(items, (str, dict)):
+            raise ElectraError("predict() takes a list of inputs; wrap a single input in a list")
+        examples = [self.task.from_input(item) for item in items]
+        if not examples:
+            return []
+        features, counts = self.task.encode(examples, self.tokenizer, self.labels, self.cfg)
+        self.counts.update(counts)
+        outputs = infer(self.model, features, batch_size or self.cfg.eval_batch_size, self.pad_id, self.device)
+        predictions = self.task.decode(examples, features, outputs, self.labels, self.cfg)
+        return [{k: v for k, v in self.task.to_output(e, p).items() if not (k == "id" and v == "")}
+                for e, p in zip(examples, predictions)]
+
+
+def read_task_metadata(folder: Path) -> dict:
+    """electra_task.json, or what a plain HF folder's config.json implies."""
+    from electra.hf import KIND_OF_CLASS, read_config
+
+    path = folder / "electra_task.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ElectraError(f"{path}: not valid JSON ({e.msg})") from None
+    config = read_config(folder)
+    arch = (config.get("architectures") or [""])[0]
+    kind = KIND_OF_CLASS.get(arch)
+    if kind not in GENERIC_TASK:
+        raise ElectraError(f"{folder}: architecture '{arch or '?'}' is not a fine-tuned task model "
+                           "(sequence / token classification or question answering)")
+    regression = config.get("problem_type") == "regression"
+    id2label = config.get("id2label") or {}
+    labels = None if kind == "span" or regression else \
+        [id2label.get(str(i), f"LABEL_{i}") for i in range(int(config.get("num_labels", len(id2label) or 2)))]
+    return {"task": GENERIC_TASK[kind], "kind": kind, "labels": labels, "regression": regression}
+
+
+def load(path, device=None) -> Predictor:
+    """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder."""
+    from electra.finetune import FinetuneConfig, load_tokenizer_for, pick_device
+    from electra.hf import load_task_model
+    from electra.tasks import get_task
+
+    folder = Path(path)
+    if (folder / "model" / "config.json").is_file():  # OUT of `electra finetune` (its config.json is the run's)
+        folder = folder / "model"
+    meta = read_task_metadata(folder)
+    task = get_task(meta["task"])
+    if meta.get("regression"):
+        task = dataclasses.replace(task, regression=True)
+    model = load_task_model(folder, kind=task.kind)
+    tokenizer = load_tokenizer_for(folder, None, model.cfg.vocab_size)
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    cfg = FinetuneConfig(**{k: v for k, v in meta.items() if k in names and k != "task"})
+    if cfg.max_seq_len is None:
+        cfg = dataclasses.replace(cfg, max_seq_len=min(task.max_seq_len, model.cfg.max_position_embeddings))
+    device = pick_device(str(device) if device is not None else "auto")
+    return Predictor(model.to(device).eval(), tokenizer, task, meta.get("labels"), cfg, device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# electra predict
+
+
+def parse_line(line: str):
+    """A JSON value, or the raw text when the line is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return line
+
+
+def build_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="fine-tuned model folder (OUT/model of `electra finetune`, or OUT)")
+    parser.add_argument("--input", required=True, metavar="FILE",
+                        help="one input per line: JSON (text, [a, b] pair, object) or raw text; - = stdin")
+    parser.add_argument("--output", default="-", metavar="FILE", help="JSONL predictions; - = stdout (default -)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="inputs per forward pass (64)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.batch_size < 1:
+        raise ElectraError(f"--batch-size {args.batch_size} must be at least 1")
+    if args.input != "-" and not Path(args.input).is_file():
+        raise ElectraError(f"input file {args.input} not found")
+    out_path = None if args.output == "-" else Path(args.output)
+    if out_path is not None and out_path.exists() and not args.overwrite:
+        raise ElectraError(f"{out_path} already exists; pass --overwrite to replace it")
+    predictor = load(args.model, device=args.device)
+    source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig")
+    with source:
+        items = [parse_line(line.rstrip("\n")) for line in source if line.strip()]
+    results = []
+    chunk = args.batch_size * 16  # encode and decode in chunks: bounded memory, a moving progress bar
+    for start in tqdm(range(0, len(items), chunk), desc="predict", unit="chunk", file=sys.stderr,
+                      disable=len(items) <= chunk):
+        results += predictor.predict(items[start:start + chunk], batch_size=args.batch_size)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        tmp = out_path.with_name(f".{out_path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_path)
+    for what, n in sorted(predictor.counts.items()):
+        if n:
+            print(f"warning: {n:,} of {len(items):,} inputs {what}", file=sys.stderr)
+    print(f"predicted {len(results):,} inputs with {predictor.task.name}"
+          + (f" -> {out_path}" if out_path else ""), file=sys.stderr)
+    return 0

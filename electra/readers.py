@@ -268,7 +268,7 @@ def _parse_jsonl(lines: Iterator[str], text_field: str, stats: ReadStats) -> Ite
 # "U.S. Army"). Abbreviations such as "Dr." still split; that moves a segment boundary, it loses no text.
 _SENTENCE_END = re.compile(
     r"[。！？]+[”’」』\"']*(?![》）)])"
-    r"|(?<![\s.][A-Z])(?<!^[A-Z])[.!?]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])"
+    r"|[.!?]+(?<![\s.][A-Z][.!?])(?<!^[A-Z][.!?])[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])"
 )
 
 

@@ -41,6 +41,8 @@ def build_tokenizer(vocab: dict[str, int] | None = None, lowercase: bool = True,
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
     if vocab:
+        special_ids(tok)  # before registering them, which would append missing ones to the vocab
+        tok.add_special_tokens(list(SPECIAL_TOKENS.values()))  # "[MASK]" typed in text is the token, as in BERT
         _add_post_processor(tok)
     return tok
 

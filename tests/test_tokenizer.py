@@ -30,7 +30,7 @@ def test_trained_tokenizer_matches_transformers(tiny_tokenizer_dir, wiki_en_slic
 
     ours = load_tokenizer(tiny_tokenizer_dir)
     theirs = getattr(transformers, cls_name).from_pretrained(str(tiny_tokenizer_dir))
-    texts = _wiki_paragraphs(wiki_en_slice) + ["Héllo WÖRLD, naïve café 東京 don't!"]
+    texts = _wiki_paragraphs(wiki_en_slice) + ["Héllo WÖRLD, naïve café 東京 don't!", "a [MASK] b [SEP] [cls]"]
     for a, b in zip(texts, texts[1:]):
         single, pair = ours.encode(a), ours.encode(a, b)
         assert theirs(a)["input_ids"] == single.ids
@@ -52,7 +52,7 @@ def test_import_bert_uncased_matches_transformers(shared_data, wiki_en_slice):
     vocab = shared_data / "vocab/bert-base-uncased.txt"
     ours = tokenizer_from_vocab(vocab)
     reference = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
-    for text in _wiki_paragraphs(wiki_en_slice) + ["Héllo Wörld 東京 don't"]:
+    for text in _wiki_paragraphs(wiki_en_slice) + ["Héllo Wörld 東京 don't", "a [MASK] b [SEP] [cls]"]:
         assert ours.encode(text).ids == reference(text)["input_ids"]
     assert ours.get_vocab_size() == 30522
     assert special_ids(ours) == {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}

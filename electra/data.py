@@ -356,8 +356,7 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
         print(line, file=sys.stderr)
     if counts["documents"] == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ElectraError(f"no text found in {' '.join(map(str, inputs))} ({stats.files} file(s) read, "
-                           f"{stats.binary_skipped} skipped as binary)")
+        raise stats.no_text_error(inputs)
     if writer.has_data or not state["shards"]["train"]:
         writer.close_shard(done[0], counts)
     else:

@@ -65,6 +65,11 @@ class ReadStats:
     long_lines: int = 0
     bad_json: int = 0
 
+    def no_text_error(self, inputs) -> ElectraError:
+        """The error for inputs that held no document at all."""
+        return ElectraError(f"no text found in {' '.join(map(str, inputs))} ({self.files} file(s) read, "
+                            f"{self.binary_skipped} skipped as binary)")
+
     def warnings(self) -> list[str]:
         out = []
         if self.binary_skipped:

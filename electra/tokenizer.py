@@ -77,8 +77,7 @@ def train_tokenizer(inputs: list[str], vocab_size: int, lowercase: bool = True, 
 
     tok.train_from_iterator(paragraphs(), trainer=trainer)
     if stats.documents == 0:
-        raise ElectraError(f"no text found in {' '.join(map(str, inputs))} ({stats.files} file(s) read, "
-                           f"{stats.binary_skipped} skipped as binary)")
+        raise stats.no_text_error(inputs)
     _add_post_processor(tok)
     return tok
 

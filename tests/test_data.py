@@ -116,6 +116,23 @@ def test_sentence_splitter_english_and_chinese():
     assert split_sentences("   ") == []
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_paragraph_with_sep_markers_encodes_like_separate_sentences(lang, shared_data, wiki_en_slice, wiki_zh_slice):
+    from electra import data
+
+    folder, vocab = {"en": (wiki_en_slice, "bert-base-uncased"), "zh": (wiki_zh_slice, "bert-base-chinese")}[lang]
+    tok = load_tokenizer(shared_data / f"vocab/{vocab}.txt")
+    data._init_worker(tok.to_str(), PackConfig(), in_process=True)
+    ids = special_ids(tok)
+    paragraphs = [p for doc in _docs([folder])[:40] for p in doc]
+    for p in paragraphs:
+        sentences = split_sentences(p)
+        marked = data._worker["tok"].encode(" [SEP] ".join(sentences), add_special_tokens=False).ids
+        alone = [tok.encode(s, add_special_tokens=False).ids for s in sentences]
+        assert data._split_sentences_on_sep(marked, ids) == [a for a in alone if a]
+    assert len(paragraphs) > 100
+
+
 # --- packing on real data ------------------------------------------------------------------------------------------
 
 def _join_pieces(tok, ids):
@@ -427,3 +444,17 @@ def test_truncated_shard_is_detected(tiny_prepared_dir, tmp_path):
         f.truncate(100)
     with pytest.raises(ElectraError, match="does not match its index"):
         PretrainDataset(copy)
+
+
+def test_large_vocab_is_stored_as_uint32(tmp_path):
+    words = ["hello", "world", "."]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"filler{i}" for i in range(70_000)] + words
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (tmp_path / "a.txt").write_text("Hello world. Hello world.\n\nWorld hello.\n")
+    out = tmp_path / "out"
+    assert _prepare_cli([tmp_path / "a.txt"], tmp_path / "vocab.txt", out, "--valid-fraction", "0") == 0
+    ds = PretrainDataset(out)
+    assert ds.meta["dtype"] == "uint32" and ds.meta["vocab_size"] == len(vocab)
+    hello, world, dot = (vocab.index(w) for w in words)
+    assert sorted(tuple(ds.example(i)[1:-1][:3].tolist()) for i in range(len(ds))) == [(hello, world, dot),
+                                                                                        (world, hello, dot)]

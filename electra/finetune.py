@@ -81,6 +81,7 @@ class FinetuneConfig:
     null_threshold: float = 0.0  # SQuAD v2: answer "" when null score - best span score > this
     predict_test: bool = True  # write GLUE submission files when the data has test splits
     device: str = "auto"  # auto = cuda when available, else cpu
+    threads: int | None = None  # CPU threads for torch; None = torch's default
     overwrite: bool = False
     progress: bool = True  # tqdm bars on stderr
 
@@ -347,6 +348,8 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     tokenizer = load_tokenizer_for(model_dir, cfg.tokenizer, model_cfg.vocab_size)
     pad_id = special_ids(tokenizer)["pad"]
     device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     read_stats = Counter()
     data, dev_fraction = read_data(task, cfg, read_stats)
@@ -485,6 +488,7 @@ HELP = {
     "null_threshold": "SQuAD v2: predict no answer when null score - best span score exceeds this (default 0)",
     "predict_test": "write GLUE submission files from unlabeled test splits (default on)",
     "device": "auto, cpu, cuda or cuda:N (default auto)",
+    "threads": "CPU threads for torch (default: torch's default; 1 is faster on a busy shared machine)",
     "overwrite": "replace --out if it exists",
     "progress": "progress bars on stderr (default on)",
 }

@@ -55,7 +55,7 @@ class Task:
     max_seq_len: int = 128
     double_unordered: bool = False  # also train on (b, a) for each (a, b): official code for MRPC and STS-B
     extra_dev: tuple = ()  # further dev splits scored each epoch, e.g. MNLI mismatched: ((prefix, split), ...)
-    submission: str | None = None  # GLUE submission file stem (SST-2 -> SST-2.tsv) written from the test split
+    submission: tuple = ()  # GLUE submission files: ((split, stem), ...), e.g. (("test", "SST-2"),) -> SST-2.tsv
     files: dict = field(default_factory=dict)  # split -> file name(s) inside --data (family readers use it)
     dev_from_train: float = 0.0  # without a dev file, hold out this fraction of train as dev (0 = dev required)
 

@@ -22,7 +22,7 @@ import torch
 
 from electra.config import preset
 from electra.data import PackConfig, PretrainLoader, prepare
-from electra.hf import export_pretraining
+from electra.hf import export_pretraining, load_task_model
 from electra.objective import build_objective
 from electra.optim import build_optimizer, clip_grad_norm, linear_schedule, param_groups, set_lr
 from electra.sources import REPO_ROOT, extract_corpus_slice, shared_data_dir
@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (128)")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (1e-3)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the dev box is shared)")
+    ap.add_argument("--init", metavar="HF_DIR", help="continue from an earlier run's export (HF_DIR/discriminator "
+                    "and HF_DIR/generator); the optimizer and schedule start afresh (default: random init)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -63,7 +65,10 @@ def main() -> None:
     cfg = preset("small", vocab_size=meta["vocab_size"], num_layers=4, hidden_size=128, embedding_size=128,
                  num_heads=4, intermediate_size=512, generator_hidden_fraction=0.5,
                  max_position_embeddings=max(128, args.seq_len))
-    model = build_objective(cfg, specials).train()
+    model = build_objective(cfg, specials)
+    if args.init:
+        init_from_export(model, Path(args.init))
+    model.train()
     budget = args.minutes * 60
     # The official schedule (linear warm-up over the first 10% overlapped with linear decay to 0), on wall-clock
     # progress instead of steps, since the run stops on the clock.
@@ -92,6 +97,18 @@ def main() -> None:
                                                     "config": cfg.to_dict(), "log": log}, indent=1) + "\n")
     written = ", ".join(map(str, folders.values()))
     print(f"trained {step} steps in {(time.time() - start) / 60:.1f} min; wrote {written}")
+
+
+def init_from_export(model, hf_dir: Path) -> None:
+    """Copy an exported discriminator + generator pair back into an Electra objective (embeddings are one tensor,
+    taken from the discriminator folder)."""
+    disc = load_task_model(hf_dir / "discriminator", kind="pretraining")
+    gen = load_task_model(hf_dir / "generator", kind="masked-lm")
+    model.discriminator.load_state_dict(disc.encoder.state_dict())
+    model.discriminator_head.load_state_dict(disc.head.state_dict())
+    model.generator.load_state_dict({k: v for k, v in gen.encoder.state_dict().items()
+                                     if not k.startswith("embeddings.")}, strict=False)
+    model.generator_head.load_state_dict(gen.head.state_dict())
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ class TrainSection:
     checkpoint_every: int = 10_000  # steps between checkpoints (a final one is always written)
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
     max_nonfinite: int = 20  # consecutive NaN/Inf steps after which the run stops with a checkpoint
-    diagnose_after: int = -1  # first step for collapse diagnostics (-1 = max(2 x warmup_steps, steps / 5))
+    diagnose_after: int = -1  # first step for collapse diagnostics (-1 = max(2 x warmup, min(steps / 5, 20k)))
     threads: int = 0  # CPU threads for torch (0 = torch's default; torchrun sets 1 per process)
 
 
@@ -330,7 +330,8 @@ def diagnose(m: dict, mask_prob: float) -> list[tuple[str, str]]:
     if replaced > 0 and recall < 0.05:
         found.append(("majority-class", (
             f"the discriminator calls almost every token 'original' (it finds {recall:.1%} of the replaced "
-            f"tokens, which are {replaced:.1%} of all tokens): it is stuck at the majority class. Likely fixes: a "
+            f"tokens, which are {replaced:.1%} of all tokens): it is stuck at the majority class. Early in a short "
+            f"run this can be a plateau that more steps end; if it persists, the likely fixes are: a "
             f"smaller generator (model.generator_hidden_fraction=0.25; the paper finds 1/4-1/2 of the "
             f"discriminator best), a lower learning rate or a longer warm-up (optim.lr, optim.warmup_steps), and "
             f"the paper's mask rate (objective.mask_prob=0.15, 0.25 for large).")))
@@ -441,9 +442,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
                                f"train.accumulation {accum}")
         micro = cfg.data.batch_size // (world * accum)
         run_dir = Path(cfg.run.out)
-        if main:
-            _prepare_run_dir(run_dir, resume, overwrite)
-        dist.barrier(env)
         precision = resolve_precision(t.precision, device)
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
@@ -458,6 +456,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
         seq_len = meta["seq_len"]
         special = {k: int(meta[f"{k}_id"]) for k in ("pad", "unk", "cls", "sep", "mask")}
         ecfg = electra_config(cfg, meta["vocab_size"], special["pad"], seq_len)
+        if main:  # only now that the data and the settings are known to be usable
+            _prepare_run_dir(run_dir, resume, overwrite)
+        dist.barrier(env)
 
         torch.manual_seed(t.seed)  # the same initial weights on every rank
         objective = build_objective(ecfg, special).to(device)
@@ -515,7 +516,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
         ddp = dist.wrap(objective, env)
         model = torch.compile(ddp) if t.compile else ddp
         peak = peak_flops(device)
-        diagnose_after = t.diagnose_after if t.diagnose_after >= 0 else max(2 * o.warmup_steps, t.steps // 5)
+        diagnose_after = t.diagnose_after if t.diagnose_after >= 0 else \
+            max(2 * o.warmup_steps, min(t.steps // 5, 20_000))
         shown: set[str] = set()
         streak: dict[str, int] = {}  # consecutive logs showing a problem; reported at 2, once per run
         diagnoses: list[dict] = []
@@ -671,12 +673,26 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Pretrain an ELECTRA generator + discriminator from a TOML run file (configs/*.toml). "
                           "Any key can be overridden as --section.key=value, e.g. --train.steps=1000 "
                           "--data.dir=runs/data --run.out=runs/try. Under torchrun, every process runs this.")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _keys_help()
     parser.add_argument("config", metavar="CONFIG", help="a TOML run file (or a run's config.json)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the newest valid checkpoint in run.out (default: refuse an existing run)")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run.out and start over")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--section.key=value",
                         help="overrides of the run file's keys, typed by the key's field")
+
+
+def _keys_help() -> str:
+    """Every overridable key with its default, from the dataclasses (their comments in electra/pretrain.py)."""
+    lines = ["keys (--section.key=value; defaults are the ELECTRA-Small recipe, paper Table 6):",
+             "  model.preset=small (tiny|small|base|large) and any ModelConfig field or generator_hidden_fraction,",
+             "    generator_layers_fraction (electra/config.py), e.g. --model.hidden_size=128",
+             "  objective.<ObjectiveConfig field>, e.g. --objective.mask_prob=0.25 (default: the preset's)"]
+    for name, cls in SECTIONS.items():
+        pairs = [f"{f.name}={getattr(cls(), f.name)!r}" for f in dataclasses.fields(cls)]
+        lines.append(f"  {name}: " + ", ".join(pairs))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

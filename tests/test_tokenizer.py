@@ -136,3 +136,17 @@ def test_load_tokenizer_errors(tmp_path):
 def test_train_tokenizer_rejects_tiny_vocab(wiki_en_slice):
     with pytest.raises(ElectraError, match="--vocab-size"):
         train_tokenizer([wiki_en_slice], vocab_size=3)
+
+
+def test_case_and_accent_options(shared_data, tmp_path):
+    vocab = shared_data / "vocab/bert-base-uncased.txt"
+    default = tokenizer_from_vocab(vocab)
+    keep = tokenizer_from_vocab(vocab, strip_accents=False)
+    cased = tokenizer_from_vocab(vocab, lowercase=False)
+    assert default.encode("Café").ids == default.encode("cafe").ids
+    assert keep.encode("Café").ids == keep.encode("café").ids != keep.encode("cafe").ids
+    assert cased.encode("Cafe").ids != cased.encode("cafe").ids
+    assert main(["tokenizer", "import", "--vocab", str(vocab), "--keep-accents", "--out", str(tmp_path / "k")]) == 0
+    config = json.loads((tmp_path / "k/tokenizer_config.json").read_text())
+    assert config["do_lower_case"] is True and config["strip_accents"] is False
+    assert load_tokenizer(tmp_path / "k").encode("café").ids == keep.encode("café").ids

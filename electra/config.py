@@ -76,6 +76,8 @@ class ObjectiveConfig:
     disc_weight: float = 50.0  # weight of the discriminator's replaced-token-detection loss (lambda in the paper)
     temperature: float = 1.0  # sampling temperature for the generator's Gumbel-max sample
     disallow_correct: bool = False  # official `disallow_correct`: never sample the original token
+    two_stage_switch: int = 0  # two-stage: generator-only forward passes (micro-batches) before the discriminator
+    adversarial_mle_weight: float = 0.0  # adversarial: weight of an MLE term added to the REINFORCE loss
 
     def __post_init__(self):
         if self.kind not in OBJECTIVES:
@@ -91,6 +93,8 @@ class ObjectiveConfig:
             raise ElectraError(f"max_predictions={self.max_predictions} must be >= 0 (0 = automatic)")
         if self.temperature <= 0:
             raise ElectraError(f"temperature={self.temperature} must be > 0")
+        if self.kind == "two-stage" and self.two_stage_switch <= 0:
+            raise ElectraError("objective kind='two-stage' needs two_stage_switch > 0 (generator-only forward passes)")
         if self.gen_weight < 0 or self.disc_weight < 0:
             raise ElectraError("gen_weight and disc_weight must be >= 0")
 

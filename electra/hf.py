@@ -290,19 +290,12 @@ def export_task_model(model: TaskModel, out_dir, tokenizer_dir=None, labels: lis
 
 
 def export_pretraining(objective, out_dir, tokenizer_dir=None, overwrite: bool = False) -> dict[str, Path]:
-    """An Electra (or MaskedLM) objective module -> out/discriminator (ElectraForPreTraining) and out/generator
-    (ElectraForMaskedLM); for MaskedLM, out/mlm (ElectraForMaskedLM) only."""
+    """A pretraining objective module -> one HF folder per part it declares in `export_parts()`:
+    Electra: out/discriminator (ElectraForPreTraining) + out/generator (ElectraForMaskedLM); MaskedLM: out/mlm."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    pairs = []
-    if hasattr(objective, "discriminator_head"):
-        pairs.append(("discriminator", objective.discriminator, "pretraining", objective.discriminator_head))
-    if hasattr(objective, "generator") and hasattr(objective, "generator_head"):
-        pairs.append(("generator", objective.generator, "masked-lm", objective.generator_head))
-    elif hasattr(objective, "generator_head"):
-        pairs.append(("mlm", objective.discriminator, "masked-lm", objective.generator_head))
-    for name, encoder, kind, head in pairs:
+    for name, encoder, kind, head in objective.export_parts():
         state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
         state.update({f"head.{k}": v for k, v in head.state_dict().items()})
         config = hf_config(encoder.cfg, kind)

@@ -42,10 +42,12 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout)
 
-    def forward(self, input_ids, token_type_ids):
+    def forward(self, input_ids, token_type_ids, token_weight=None):
+        """`token_weight` (V, E) replaces the token embedding matrix (the GDES variant's stop-grad + delta)."""
         T = input_ids.size(1)
         positions = torch.arange(T, device=input_ids.device)
-        x = self.tok(input_ids) + self.pos(positions) + self.seg(token_type_ids)  # (B, T, E)
+        tok = self.tok(input_ids) if token_weight is None else F.embedding(input_ids, token_weight)
+        x = tok + self.pos(positions) + self.seg(token_type_ids)  # (B, T, E)
         return self.drop(self.norm(x))
 
 

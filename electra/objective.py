@@ -39,6 +39,7 @@ class Masked:
     positions: torch.Tensor  # (B, P) chosen positions (distinct per row)
     targets: torch.Tensor  # (B, P) the original tokens at those positions
     weights: torch.Tensor  # (B, P) float, 1 for a real prediction slot, 0 for an unused one
+    hidden: torch.Tensor | None = None  # (B, P, Hg) generator hidden states at the slots, once computed
 
 
 def special_token_table(vocab_size: int, special_ids, device=None) -> torch.Tensor:
@@ -140,6 +141,11 @@ class Electra(nn.Module):
     def embeddings(self):
         return self.discriminator.embeddings
 
+    def export_parts(self):
+        """(folder name, encoder, HF head kind, head) for each model this objective trains (see hf.export_pretraining)."""
+        return [("discriminator", self.discriminator, "pretraining", self.discriminator_head),
+                ("generator", self.generator, "masked-lm", self.generator_head)]
+
     def mask(self, input_ids, attention_mask, generator=None) -> Masked:
         slots = self.obj.predictions_per_seq(input_ids.size(1))
         return mask_tokens(input_ids, attention_mask, self.is_special, self.mask_id, slots, self.obj,
@@ -147,7 +153,25 @@ class Electra(nn.Module):
 
     def generator_logits(self, masked: Masked, token_type_ids, attention_mask):
         h = self.generator(masked.input_ids, token_type_ids, attention_mask)  # (B, T, Hg)
-        return self.generator_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
+        masked.hidden = _gather(h, masked.positions)  # (B, P, Hg)
+        return self.generator_head(masked.hidden, self.embeddings.tok.weight)  # (B, P, V)
+
+    def sample(self, gen_logits, masked: Masked, generator=None) -> torch.Tensor:
+        """Gumbel-max sample at the prediction slots (no gradient); unused slots keep the original token."""
+        disallow = F.one_hot(masked.targets, gen_logits.size(-1)).bool() if self.obj.disallow_correct else None
+        sampled = gumbel_sample(gen_logits, self.obj.temperature, generator, disallow)  # (B, P)
+        return torch.where(masked.weights.bool(), sampled, masked.targets)
+
+    def discriminator_hidden(self, corrupted, token_type_ids, attention_mask):
+        return self.discriminator(corrupted, token_type_ids, attention_mask)
+
+    def rtd_weights(self, attention_mask, masked: Masked) -> torch.Tensor:
+        """Tokens the RTD loss is averaged over: every non-pad token."""
+        return attention_mask.float()
+
+    def generator_loss(self, mlm_loss, gen_logits, masked, sampled, rtd_per_token):
+        """The generator is trained by maximum likelihood (MLM); the adversarial variant overrides this."""
+        return mlm_loss
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
         if attention_mask is None:
@@ -160,21 +184,18 @@ class Electra(nn.Module):
         mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
 
         # 2. Sample replacements (no gradient), build the corrupted input and the labels.
-        disallow = None
-        if self.obj.disallow_correct:
-            disallow = F.one_hot(masked.targets, gen_logits.size(-1)).bool()
-        sampled = gumbel_sample(gen_logits, self.obj.temperature, generator, disallow)  # (B, P)
-        sampled = torch.where(masked.weights.bool(), sampled, masked.targets)
+        sampled = self.sample(gen_logits, masked, generator)
         corrupted = input_ids.scatter(1, masked.positions, sampled)
         labels = (corrupted != input_ids).long()  # a sample equal to the original is "original"
 
         # 3. Discriminator: replaced-token detection over every non-pad token.
-        rtd_logits = self.discriminator_head(self.discriminator(corrupted, token_type_ids, attention_mask))  # (B, T)
-        weights = attention_mask.float()
+        rtd_logits = self.discriminator_head(self.discriminator_hidden(corrupted, token_type_ids, attention_mask))
+        weights = self.rtd_weights(attention_mask, masked)
         per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), labels.float(), reduction="none")
         rtd_loss = _weighted_mean(per_token, weights)
 
-        loss = self.obj.gen_weight * mlm_loss + self.obj.disc_weight * rtd_loss
+        gen_loss = self.generator_loss(mlm_loss, gen_logits, masked, sampled, per_token)
+        loss = self.obj.gen_weight * gen_loss + self.obj.disc_weight * rtd_loss
         with torch.no_grad():
             mlm_acc = _weighted_mean((gen_logits.argmax(-1) == masked.targets).float(), masked.weights)
         return {
@@ -182,11 +203,11 @@ class Electra(nn.Module):
             "mlm_loss": mlm_loss.detach(),
             "rtd_loss": rtd_loss.detach(),
             "mlm_acc": mlm_acc,
-            **rtd_metrics(rtd_logits.detach(), labels, weights),
+            **rtd_metrics(rtd_logits.detach(), labels, attention_mask.float()),
             # for evaluation (AUC) and inspection; detached
             "rtd_logits": rtd_logits.detach(),
             "rtd_labels": labels,
-            "rtd_weights": weights,
+            "rtd_weights": attention_mask.float(),
             "corrupted": corrupted,
         }
 
@@ -209,6 +230,9 @@ class MaskedLM(nn.Module):
     def embeddings(self):
         return self.discriminator.embeddings
 
+    def export_parts(self):
+        return [("mlm", self.discriminator, "masked-lm", self.generator_head)]
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -224,13 +248,16 @@ class MaskedLM(nn.Module):
         return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_acc": mlm_acc}
 
 
-# kind -> class. Variants (electra-15, replace-mlm, all-tokens-mlm, adversarial, gdes, two-stage) register here.
+# kind -> class. The paper's variants (electra-15, replace-mlm, all-tokens-mlm, adversarial, gdes, two-stage) live in
+# electra/variants.py and join this table when an objective is built.
 OBJECTIVES: dict[str, type] = {"electra": Electra, "mlm": MaskedLM}
 
 
 def build_objective(cfg: ElectraConfig, special_ids: dict) -> nn.Module:
     from electra.errors import ElectraError
+    from electra.variants import VARIANTS
 
+    OBJECTIVES.update(VARIANTS)
     kind = cfg.objective.kind
     if kind not in OBJECTIVES:
         raise ElectraError(f"objective '{kind}' is not available; available: {', '.join(OBJECTIVES)}")

@@ -146,14 +146,16 @@ OPTIMIZERS = ("adamw", "adamw-official", "lamb")
 
 def build_optimizer(groups: list[dict], name: str = "adamw", lr: float = 1e-4, eps: float = 1e-6,
                     betas=(0.9, 0.999), fused: bool | None = None) -> torch.optim.Optimizer:
-    """adamw: torch AdamW (bias-corrected; fused on CUDA when available); adamw-official: no bias correction;
-    lamb: LAMB. Group dicts carry their own lr and weight_decay."""
+    """adamw: torch AdamW (bias-corrected; the fused kernel by default: one kernel for all parameters instead of a
+    loop of small ops, on CUDA and, since torch 2.4, on CPU); adamw-official: no bias correction; lamb: LAMB.
+    Group dicts carry their own lr and weight_decay."""
     clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]
     if name == "adamw":
-        kwargs = {}
-        if fused is not None:
-            kwargs["fused"] = fused
-        return torch.optim.AdamW(clean, lr=lr, betas=betas, eps=eps, **kwargs)
+        if fused is None:
+            params = [p for g in clean for p in g["params"]]
+            fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) \
+                and len({p.device for p in params}) == 1
+        return torch.optim.AdamW(clean, lr=lr, betas=betas, eps=eps, fused=fused)
     if name == "adamw-official":
         return AdamWNoBiasCorrection(clean, lr=lr, betas=betas, eps=eps)
     if name == "lamb":

@@ -80,7 +80,10 @@ def registry() -> dict[str, Task]:
     """All tasks, by name, in the order of the families' tables."""
     from electra.tasks import classification, qa, tagging
 
-    return {**classification.TASKS, **tagging.TASKS, **qa.TASKS}
+    # Answer selection / response ranking (issue 8): its family lives in electra/rank.py.
+    from electra import rank
+
+    return {**classification.TASKS, **tagging.TASKS, **qa.TASKS, **rank.TASKS}
 
 
 def collate(features: list[dict], pad_id: int) -> dict:

@@ -7,7 +7,17 @@ Everything is session-scoped and takes a few seconds; tests that need ../shared/
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# On an oversubscribed machine (load above the core count: other jobs, parallel sessions) OpenMP's spinning
+# barriers make multi-threaded torch 10-100x slower on the tiny test models. One thread is as fast for them, so pin
+# it then, for this process and the CLI subprocesses the tests start. A quiet machine (CI) keeps torch's default.
+if os.getloadavg()[0] > (os.cpu_count() or 1):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 import pytest
 

@@ -174,9 +174,14 @@ def _checkpoint_of(path) -> Path:
         run = path.parent.parent
     if not (run / "checkpoints").is_dir():
         raise ElectraError(f"{path} is not a pretraining run or checkpoint folder (no checkpoints/ or {META})")
-    ckpt = latest_valid(run)
-    if ckpt is None:
-        raise ElectraError(f"{run} has no valid checkpoint")
+    skipped: list[str] = []
+    ckpt = latest_valid(run, report=skipped.append)
+    if ckpt is None:  # one line: the newest checkpoint's problem stands for all of them
+        reason = skipped[0].removeprefix("warning: skipping ").removesuffix("; trying the previous checkpoint") \
+            if skipped else "no step_* folder"
+        raise ElectraError(f"{run} has no valid checkpoint ({len(skipped)} damaged; newest: {reason})")
+    for line in skipped:
+        print(line, file=sys.stderr, flush=True)
     return ckpt.resolve()
 
 

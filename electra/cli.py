@@ -33,6 +33,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is an ElectraError: one line, exit 2, like every other user error."""
+
+    def error(self, message: str):
+        raise ElectraError(f"{message} (see `{self.prog} --help`)")
+
+
 def _top_help() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = [
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, help_ = COMMANDS[name]
     try:
         module = importlib.import_module(module_name)
-        parser = argparse.ArgumentParser(prog=f"electra {name}", description=help_)
+        parser = _Parser(prog=f"electra {name}", description=help_)
         module.build_parser(parser) if not hasattr(module, "build_parsers") else module.build_parsers(name, parser)
         args = parser.parse_args(argv[1:])
         runner = module.run if not hasattr(module, "run_command") else (lambda a: module.run_command(name, a))

@@ -344,8 +344,10 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
         while pending:
             write_one()
         bar.update(stats.disk_bytes - bar.n)
-    except BaseException:
+    except BaseException as e:
         writer.discard_open()  # keep only finished shards: the resume point
+        if isinstance(e, ElectraError):  # bad input: re-running cannot resume past it, and fixing it starts clean
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         bar.close()

@@ -367,15 +367,19 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
         f"decay {cfg.layer_decay}{' (official depth)' if cfg.official_depth else ''}, batch {cfg.batch_size}, "
         f"{cfg.epochs} epochs = {steps:,} steps ({int(cfg.warmup_fraction * steps):,} warm-up), device {device}")
 
-    runs = []
+    runs, best = [], None
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         model = init_model(model_dir, task, labels, cfg, seed)
-        runs.append(train_seed(model, task, data, labels, cfg, seed, pad_id, device, log))
-        log(f"seed {seed}: best epoch {runs[-1]['best_epoch']}, {task.main_metric} "
-            f"{runs[-1]['dev'][task.main_metric]:.2f} ({runs[-1]['seconds']:.0f} s)")
+        result = train_seed(model, task, data, labels, cfg, seed, pad_id, device, log)
+        score = result["dev"][task.main_metric]
+        log(f"seed {seed}: best epoch {result['best_epoch']}, {task.main_metric} {score:.2f} "
+            f"({result['seconds']:.0f} s)")
+        if best is None or result["dev"][task.main_metric] > best["dev"][task.main_metric]:
+            best = result  # only the best seed's weights and predictions stay in memory
+        runs.append({key: v for key, v in result.items() if key not in ("state", "predictions")})
+        del model, result
     median, mean = summarize(runs)
-    best = max(runs, key=lambda r: r["dev"][task.main_metric])
 
     # Everything goes to a temporary sibling folder first, then one rename.
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -397,7 +401,7 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
         submissions = write_submissions(model, task, data, labels, cfg, pad_id, device, tmp / "submission")
         metrics = {
             "task": task.name, "main_metric": task.main_metric, "dev": best["dev"], "best_seed": best["seed"],
-            "seeds": [{k: v for k, v in r.items() if k not in ("state", "predictions")} for r in runs],
+            "seeds": runs,
             "median": median, "mean": mean,
             "counts": {"train_examples": len(data["train"]), "train_features": len(data["train_features"]),
                        "dev_examples": len(data["dev"]), "steps_per_seed": steps},

@@ -147,7 +147,8 @@ def test_ft_chinese_sentiment_end_to_end(capsys, shared_data, zh_model, tmp_path
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     preds = jsonl(out / "predictions.jsonl")
-    assert len(preds) == 100 and 100 * np.mean([p["label"] == p["gold"] for p in preds]) == pytest.approx(m["dev"]["acc"])
+    assert len(preds) == 100
+    assert 100 * np.mean([p["label"] == p["gold"] for p in preds]) == pytest.approx(m["dev"]["acc"])
     assert json.loads((out / "config.json").read_text())["max_seq_len"] == 128  # the flag beats the TOML file
     from electra import load
 
@@ -173,6 +174,8 @@ def test_ft_peopledaily_ner_end_to_end(capsys, shared_data, zh_model, tmp_path):
     assert all(len(p["tags"]) == len(p["gold"]) == len(p["words"]) for p in preds)
     assert m["dev"]["f1"] == pytest.approx(100 * f1_score([p["gold"] for p in preds], [p["tags"] for p in preds]))
     assert m["dev"]["acc"] > 80.0  # most characters are O; a model that learns nothing about O scores far lower
+    assert main(["evaluate", "--model", str(out), "--data", str(train)]) == 0  # rebuilds the held-out dev
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(m["dev"]["f1"])
     hf = transformers.ElectraForTokenClassification.from_pretrained(out / "model").eval()
     from electra import load
 
@@ -188,6 +191,7 @@ def test_ft_peopledaily_ner_end_to_end(capsys, shared_data, zh_model, tmp_path):
     assert len(result["tags"]) == 9 and isinstance(result["entities"], list)
 
 
+@pytest.mark.slow
 def test_ft_cmrc2018_qa_end_to_end(capsys, shared_data, zh_model, tmp_path):
     from electra.tasks.qa import cmrc_em_f1
 
@@ -234,7 +238,8 @@ def test_ft_toml_files_parse_and_flags_override(tmp_path):
     large = ModelConfig(vocab_size=100, embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
                         intermediate_size=4096)
     small = ModelConfig(vocab_size=100, embedding_size=128, hidden_size=256, num_layers=12, num_heads=4)
-    r_large, r_small = resolve(FinetuneConfig(), get_task("rte"), large), resolve(FinetuneConfig(), get_task("squad"), small)
+    r_large = resolve(FinetuneConfig(), get_task("rte"), large)
+    r_small = resolve(FinetuneConfig(), get_task("squad"), small)
     assert (r_large.layer_decay, r_large.lr, r_large.epochs) == (0.9, 5e-5, 10)
     assert (r_small.layer_decay, r_small.lr, r_small.epochs, r_small.max_seq_len) == (0.8, 3e-4, 2, 384)
 
@@ -266,3 +271,57 @@ def test_ft_bad_input_is_a_one_line_error(capsys, shared_data, en_model, zh_mode
     (tmp_path / "exists").mkdir()
     code = main(base + ["--out", str(tmp_path / "exists")])
     assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_ft_stsb_regression_and_mnli_matched_mismatched_glue_layouts(capsys, en_model, tmp_path):
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "car", "tree", "house", "river", "music", "bread", "city", "light"]
+    stsb, mnli = tmp_path / "STS-B", tmp_path / "MNLI"
+    stsb.mkdir()
+    mnli.mkdir()
+    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+    for split, n in (("train", 80), ("dev", 30), ("test", 12)):
+        rows = []
+        for i in range(n):
+            a = " ".join(rng.choice(words, 4))
+            b = " ".join(rng.choice(words, 4))
+            score = "" if split == "test" else f"\t{rng.uniform(0, 5):.3f}"
+            rows.append(f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\ta {a}\tthe {b}{score}")
+        (stsb / f"{split}.tsv").write_text(head + ("\tscore" if split != "test" else "") + "\n"
+                                           + "\n".join(rows) + "\n")
+    mhead = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+             "sentence2_parse\tsentence1\tsentence2")
+    for split, n in (("train", 90), ("dev_matched", 20), ("dev_mismatched", 25), ("test_matched", 7),
+                     ("test_mismatched", 9)):
+        labelled = not split.startswith("test")
+        rows = [f"{i}\t1\t1\tgov\t(\t(\t(\t(\t{' '.join(rng.choice(words, 5))}\t{' '.join(rng.choice(words, 3))}"
+                + (f"\tx\t{['entailment', 'neutral', 'contradiction'][i % 3]}" if labelled else "")
+                for i in range(n)]
+        (mnli / f"{split}.tsv").write_text(mhead + ("\tlabel1\tgold_label" if labelled else "") + "\n"
+                                           + "\n".join(rows) + "\n")
+    code, _, err = finetune(capsys, "--task", "stsb", "--model", en_model, "--data", stsb, "--out", tmp_path / "s",
+                            "--epochs", 2)
+    assert code == 0, err
+    m = json.loads((tmp_path / "s/metrics.json").read_text())
+    preds = jsonl(tmp_path / "s/predictions.jsonl")
+    assert m["counts"]["train_examples"] == 160 and set(m["dev"]) == {"pearson", "spearman", "corr"}
+    assert m["dev"]["spearman"] == pytest.approx(100 * spearmanr([p["gold"] for p in preds],
+                                                                  [p["score"] for p in preds])[0])
+    assert len((tmp_path / "s/submission/STS-B.tsv").read_text().splitlines()) == 13
+    hf = transformers.ElectraForSequenceClassification.from_pretrained(tmp_path / "s/model")
+    assert hf.config.problem_type == "regression" and hf.config.num_labels == 1
+    from electra import load
+
+    (result,) = load(tmp_path / "s").predict([("a cat dog car tree", "the cat dog car tree")])
+    assert set(result) == {"score"}
+    code, _, err = finetune(capsys, "--task", "mnli", "--model", en_model, "--data", mnli, "--out", tmp_path / "m",
+                            "--epochs", 1)
+    assert code == 0, err
+    m = json.loads((tmp_path / "m/metrics.json").read_text())
+    assert set(m["dev"]) == {"acc", "mm_acc"} and m["counts"]["dev_examples"] == 20
+    assert len((tmp_path / "m/submission/MNLI-m.tsv").read_text().splitlines()) == 8
+    assert len((tmp_path / "m/submission/MNLI-mm.tsv").read_text().splitlines()) == 10
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(mnli), "--split", "mm"]) == 0
+    assert json.loads(capsys.readouterr().out)["acc"] == pytest.approx(m["dev"]["mm_acc"])

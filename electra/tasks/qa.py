@@ -138,6 +138,7 @@ def encode(examples: list[Example], tokenizer, labels, cfg) -> tuple[list[dict],
     features = []
     for i, (e, q, c) in enumerate(zip(examples, questions, contexts)):
         q_ids = q.ids[:cfg.max_query_len]
+        c_ids, c_offsets = c.ids, c.offsets  # properties that build a new list on every access: read once
         stats["questions truncated"] += len(q.ids) > cfg.max_query_len
         room = cfg.max_seq_len - len(q_ids) - 3
         if room < 1:
@@ -147,19 +148,19 @@ def encode(examples: list[Example], tokenizer, labels, cfg) -> tuple[list[dict],
         if e.answers and not e.is_impossible:
             a_start = e.answers[0]["answer_start"]
             a_end = a_start + len(e.answers[0]["text"])
-            inside = [t for t, (s, t_end) in enumerate(c.offsets) if t_end > a_start and s < a_end]
+            inside = [t for t, (s, t_end) in enumerate(c_offsets) if t_end > a_start and s < a_end]
             answer = (inside[0], inside[-1]) if inside else None
-        starts = list(range(0, max(1, len(c.ids) - room + cfg.doc_stride), cfg.doc_stride))
-        starts = [s for s in starts if s == 0 or s + room - cfg.doc_stride < len(c.ids)]
+        starts = list(range(0, max(1, len(c_ids) - room + cfg.doc_stride), cfg.doc_stride))
+        starts = [s for s in starts if s == 0 or s + room - cfg.doc_stride < len(c_ids)]
         stats["contexts split into windows"] += len(starts) > 1
         for w in starts:
-            window = range(w, min(w + room, len(c.ids)))
+            window = range(w, min(w + room, len(c_ids)))
             offset = len(q_ids) + 2  # [CLS] question [SEP]
             f = {
-                "input_ids": [ids["cls"], *q_ids, ids["sep"], *c.ids[window.start:window.stop], ids["sep"]],
+                "input_ids": [ids["cls"], *q_ids, ids["sep"], *c_ids[window.start:window.stop], ids["sep"]],
                 "token_type_ids": [0] * offset + [1] * (len(window) + 1),
                 "example": i,
-                "offsets": [None] * offset + [c.offsets[t] for t in window] + [None],
+                "offsets": [None] * offset + c_offsets[window.start:window.stop] + [None],
                 "start_positions": 0,
                 "end_positions": 0,
             }

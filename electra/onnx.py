@@ -2,7 +2,7 @@
 PyTorch with onnxruntime. `electra export --format onnx` calls `export_onnx`; in Python:
 
     from electra.onnx import export_onnx, onnx_logits
-    report = export_onnx("runs/sst2/model", "sst2.onnx")     # an HF folder (ElectraFor*) or a TaskModel
+    path = export_onnx("runs/sst2/model", "sst2.onnx")       # an HF folder (ElectraFor*) or a TaskModel
     logits = onnx_logits("sst2.onnx", input_ids, attention_mask, token_type_ids)   # numpy in, numpy out
 
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, (batch, sequence)) and returns `logits`:
@@ -104,11 +104,24 @@ def max_difference(model, session, inputs: dict) -> float:
     return float(diff.max())
 
 
+def verify_onnx(model, session_or_path, atol: float = 1e-4, source: str = "the model") -> float:
+    """Run the exported graph on two shapes other than the tracing one (padding included) and return the largest
+    |onnx - torch| at real tokens; RuntimeError above `atol` (a bug, not a user error)."""
+    session = session_or_path if hasattr(session_or_path, "run") else onnx_session(session_or_path)
+    T = model.cfg.max_position_embeddings
+    shapes = [(3, min(23, T), min(7, T - 1)), (1, min(41, T), 0)]
+    diff = max(max_difference(model, session, sample_inputs(model.cfg.vocab_size, b, t, seed=i + 1, pad_last=p))
+               for i, (b, t, p) in enumerate(shapes))
+    if not diff <= atol:
+        raise RuntimeError(f"ONNX export of {source} differs from PyTorch by {diff:.2e} (> {atol:.0e})")
+    return diff
+
+
 def export_onnx(hf_folder_or_task_model, out_path, opset: int = 17, verify: bool = True, atol: float = 1e-4,
-                overwrite: bool = True) -> dict:
-    """Export an HF folder (any ElectraFor* / fine-tuned folder of ours) or a TaskModel to `out_path` (.onnx).
-    Returns {"path", "kind", "opset", "max_abs_diff"}; raises RuntimeError when onnxruntime disagrees with PyTorch by
-    more than `atol` (a bug, not a user error). The file appears only after a successful export and check."""
+                overwrite: bool = True) -> Path:
+    """Export an HF folder (any ElectraFor* / fine-tuned folder of ours) or a TaskModel to `out_path` (.onnx) and
+    return the path. With `verify`, onnxruntime must agree with PyTorch within `atol` (see `verify_onnx`). The file
+    appears only after a successful export and check."""
     _require("onnx")
     model = _load(hf_folder_or_task_model)
     was_training = model.training
@@ -116,12 +129,10 @@ def export_onnx(hf_folder_or_task_model, out_path, opset: int = 17, verify: bool
     out = Path(out_path)
     if out.exists() and not overwrite:
         raise ElectraError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    vocab = model.cfg.vocab_size
+    out.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     axes["logits"] = {0: "batch", 1: "sequence"} if model.kind in PER_TOKEN_KINDS else {0: "batch"}
-    example = sample_inputs(vocab, batch=2, length=min(16, model.cfg.max_position_embeddings), seed=0)
+    example = sample_inputs(model.cfg.vocab_size, batch=2, length=min(16, model.cfg.max_position_embeddings))
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation; tracer notes
@@ -129,20 +140,13 @@ def export_onnx(hf_folder_or_task_model, out_path, opset: int = 17, verify: bool
             torch.onnx.export(_Graph(model).eval(), tuple(example[k] for k in INPUTS), str(tmp), dynamo=False,
                               input_names=list(INPUTS), output_names=["logits"], dynamic_axes=axes,
                               opset_version=opset, do_constant_folding=True)
-        diff = float("nan")
         if verify:
-            session = onnx_session(tmp)
-            T = model.cfg.max_position_embeddings
-            shapes = [(3, min(23, T), min(7, T - 1)), (1, min(41, T), 0)]
-            diff = max(max_difference(model, session, sample_inputs(vocab, b, t, seed=i + 1, pad_last=p))
-                       for i, (b, t, p) in enumerate(shapes))
-            if not diff <= atol:
-                source = hf_folder_or_task_model if isinstance(hf_folder_or_task_model, (str, Path)) else \
-                    f"a {model.kind} model"
-                raise RuntimeError(f"ONNX export of {source} differs from PyTorch by {diff:.2e} (> {atol:.0e})")
+            source = str(hf_folder_or_task_model) if isinstance(hf_folder_or_task_model, (str, Path)) else \
+                f"a {model.kind} model"
+            verify_onnx(model, tmp, atol, source)
         os.replace(tmp, out)
     finally:
         model.train(was_training)
         if tmp.exists():
             tmp.unlink()
-    return {"path": out, "kind": model.kind, "opset": opset, "max_abs_diff": diff}
+    return out

@@ -591,6 +591,7 @@ def write_plots(cfg: StudyConfig, done: list[dict], out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     conv = cfg.study.convention
     names = [t.name for t in study_tasks(cfg)] + ["average"]
@@ -605,13 +606,18 @@ def write_plots(cfg: StudyConfig, done: list[dict], out: Path) -> list[Path]:
 
     written = []
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    flops = [r["flops"][conv] for r in done]
     for ax, name in zip(axes[0], names):
-        for r in done:
+        for i, r in enumerate(done):
             med, lo, hi = score(r, name)
             ax.errorbar([r["flops"][conv]], [med], yerr=[[med - lo], [hi - med]], fmt="o", capsize=3,
                         color=colors[r["kind"]], label=r["kind"])
-            ax.annotate(r["name"], (r["flops"][conv], med), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(r["name"], (r["flops"][conv], med), fontsize=6, xytext=(4, 2 + 7 * (i % 4)),
+                        textcoords="offset points")  # staggered: at equal compute the points share one x
         ax.set_xscale("log")
+        ax.set_xlim(min(flops) / 1.5, max(flops) * 1.5)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"pretraining FLOPs ({conv})")
         ax.set_title(name)
         ax.grid(alpha=0.3)

@@ -459,7 +459,10 @@ class PretrainDataset:
             for p in paths:
                 if not p.is_file():
                     raise ElectraError(f"{self.dir} is incomplete: {p.name} is missing")
-            offsets = np.load(paths[1])
+            try:  # allow_pickle stays False: an index holding pickled objects is refused, never run
+                offsets = np.load(paths[1])
+            except (ValueError, OSError, EOFError) as e:
+                raise ElectraError(f"{paths[1]} is not a valid index file ({str(e).splitlines()[0]})") from None
             tokens = np.memmap(paths[0], dtype=self.meta["dtype"], mode="r")
             if len(offsets) != shard["num_examples"] + 1 or len(tokens) != offsets[-1]:
                 raise ElectraError(f"{paths[0]} does not match its index (truncated or replaced?)")

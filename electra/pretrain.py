@@ -42,6 +42,7 @@ from typing import Any
 
 from electra.config import ModelConfig, ObjectiveConfig, _Fractions, _suggest, coerce, from_dict
 from electra.errors import ElectraError
+from electra.readers import read_utf8
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -203,11 +204,11 @@ def load_pretrain_config(path, overrides: list[str] = ()) -> PretrainConfig:
     path = Path(path)
     if not path.is_file():
         raise ElectraError(f"config file {path} not found (the shipped ones are in configs/)")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if path.suffix == ".json":
         try:
             raw = json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise ElectraError(f"{path}: not valid JSON ({e})") from None
     else:
         try:
@@ -216,7 +217,7 @@ def load_pretrain_config(path, overrides: list[str] = ()) -> PretrainConfig:
             import tomli as tomllib
         try:
             raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
             raise ElectraError(f"{path}: not valid TOML ({e})") from None
     return config_from_dict(apply_overrides(raw, list(overrides)), where=str(path))
 

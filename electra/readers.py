@@ -84,6 +84,17 @@ class ReadStats:
         return out
 
 
+def read_utf8(path: str | os.PathLike) -> str:
+    """A whole (small) file as text, BOM dropped: for task files and configs, where a byte that is not UTF-8 is an
+    error (ElectraError naming the line), not a counted replacement as in corpora."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ElectraError(f"{path} line {line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named by `paths` (files, directories, globs), in order; ElectraError if a path matches nothing."""
     files: list[Path] = []
@@ -260,7 +271,7 @@ def _parse_jsonl(lines: Iterator[str], text_field: str, stats: ReadStats) -> Ite
             value = json.loads(line)[text_field]
             if not isinstance(value, str):
                 raise TypeError
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError):  # RecursionError: nested too deeply
             stats.bad_json += 1
             continue
         doc = [p.strip() for p in value.splitlines() if p.strip()]

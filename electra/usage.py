@@ -235,10 +235,16 @@ span {{ border-radius: 3px; padding: 1px 0; }} span.flag {{ outline: 2px solid #
 """
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    path = Path(path)
+def _check_writable(path: Path, overwrite: bool) -> None:
     if not path.parent.is_dir():
         raise ElectraError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ElectraError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def _write_text_atomically(path: Path, text: str, overwrite: bool = False) -> None:
+    path = Path(path)
+    _check_writable(path, overwrite)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -357,6 +363,7 @@ def build_parsers(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
                             help="p(replaced) at which a word is listed as flagged (0.5)")
         parser.add_argument("--html", metavar="FILE", help="also write an HTML page with the tokens highlighted")
+        parser.add_argument("--overwrite", action="store_true", help="replace the --html file if it exists")
         parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                             help="ANSI colours in the terminal: auto = when stdout is a terminal (auto)")
     else:
@@ -398,11 +405,13 @@ def run_command(name: str, args: argparse.Namespace) -> int:
                 print(f"  [MASK] {m}: " + "  ".join(f"{t} {p:.3f}" for t, p in c))
         return 0
     if name == "detect":
+        if args.html:  # refuse before the work, and again when writing
+            _check_writable(Path(args.html), args.overwrite)
         disc = load_model(args.model, "discriminator", args.tokenizer)
         results = detect(disc, texts)
         if args.html:
             _write_text_atomically(Path(args.html), render_html(results, f"electra detect: {disc.path}",
-                                                                args.threshold))
+                                                                args.threshold), args.overwrite)
         colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
         for d in results:
             if args.json:

@@ -13,6 +13,7 @@ label). Labels of generic tasks are collected from the training split; a dev lab
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections import Counter
@@ -24,6 +25,7 @@ import numpy as np
 
 from electra import metrics
 from electra.errors import ElectraError
+from electra.readers import read_utf8
 from electra.tasks import MissingSplit, Task
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents in one cell
@@ -47,15 +49,16 @@ def read_records(path: Path, header: bool = True) -> tuple[list, list[tuple[int,
     if not path.is_file():
         raise ElectraError(f"data file {path} not found")
     suffix = path.suffix.lower()
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(read_utf8(path), newline="") as f:
         if suffix in (".jsonl", ".json"):
             rows = []
             for n, line in enumerate(f, 1):
                 if line.strip():
                     try:
                         record = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ElectraError(f"{path} line {n}: not a JSON object ({e.msg})") from None
+                    except (json.JSONDecodeError, RecursionError) as e:
+                        why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                        raise ElectraError(f"{path} line {n}: not a JSON object ({why})") from None
                     if not isinstance(record, dict):
                         raise ElectraError(f"{path} line {n}: expected a JSON object, got {type(record).__name__}")
                     rows.append((n, record))

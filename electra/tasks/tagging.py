@@ -12,6 +12,7 @@ error.
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ import numpy as np
 
 from electra import metrics
 from electra.errors import ElectraError
+from electra.readers import read_utf8
 from electra.tasks import MissingSplit, Task
 
 
@@ -43,7 +45,7 @@ def read_conll(path: Path, stats: Counter | None = None) -> list[Example]:
         words.clear()
         tags.clear()
 
-    with open(path, encoding="utf-8-sig") as f:
+    with io.StringIO(read_utf8(path), newline=None) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
             if not parts:

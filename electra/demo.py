@@ -95,12 +95,6 @@ def tokenizer_and_data(corpus: Path, cache: Path = CACHE) -> Path:
 
 def pretrain_overrides(data_dir: Path, out: Path, steps: int | None, cuda: bool) -> list[str]:
     overrides = [f"--data.dir={data_dir}", f"--run.out={out}"]
-    cores = os.cpu_count() or 1
-    if not cuda and hasattr(os, "getloadavg") and os.getloadavg()[0] > cores:
-        # Other work already fills the cores: several torch threads would spin against it and run many times slower.
-        print(f"[demo] the machine is busy (load {os.getloadavg()[0]:.1f} on {cores} cores): training on 1 thread",
-              flush=True)
-        overrides.append("--train.threads=1")
     if cuda:  # a GPU trains the paper's Small model in the same minutes
         overrides += ["--model.preset=small", "--model.hidden_size=256", "--model.num_heads=4",
                       "--model.intermediate_size=1024", "--model.embedding_size=128", "--model.num_layers=12",
@@ -142,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         from electra.pretrain import load_pretrain_config, pretrain
 
         started = time.perf_counter()
+        cores = os.cpu_count() or 1
+        if hasattr(os, "getloadavg") and os.getloadavg()[0] > cores:
+            # Other work already fills the cores: several torch threads would spin against it and run many times
+            # slower than one.
+            print(f"[demo] the machine is busy (load {os.getloadavg()[0]:.1f} on {cores} cores): using 1 thread",
+                  flush=True)
+            torch.set_num_threads(1)
         corpus, sst2 = find_data()
         data_dir = tokenizer_and_data(corpus)
         out = Path(args.out)
@@ -165,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.finetune_examples, args.finetune_epochs)
             if metrics is not None:
                 dev = metrics.get("dev", {})
-                shown = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) and v <= 1 else f"{k} {v}"
-                                  for k, v in dev.items())
+                shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in dev.items())
                 print(f"[demo] SST-2 dev: {shown}", flush=True)
         print(f"[demo] done in {(time.perf_counter() - started) / 60:.1f} min. Report: {result.get('report')}; "
               f"Hugging Face folders: {out / 'hf'}", flush=True)

@@ -185,8 +185,8 @@ def _last_step(metrics):
 
 @pytest.mark.slow
 def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debug_overrides):
-    steps = 30
-    args = ["--train.steps=30", "--train.log_every=1", "--train.checkpoint_every=3", "--train.eval_every=15",
+    steps = 20
+    args = ["--train.steps=20", "--train.log_every=1", "--train.checkpoint_every=2", "--train.eval_every=10",
             "--train.keep_checkpoints=2"]
     reference = tmp_path / "reference"
     pretrain(load_pretrain_config(DEBUG, debug_overrides(reference, *args)))
@@ -194,12 +194,12 @@ def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debu
     run = tmp_path / "killed"
     cmd = [sys.executable, "-m", "electra", "pretrain", DEBUG, *debug_overrides(run, *args), "--resume"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # Random steps at least 5 apart, so each kill lands in training that the previous resume has started (the metrics
+    # Random steps at least 3 apart, so each kill lands in training that the previous resume has started (the metrics
     # file still ends below the next target when the resumed process begins).
     rng = random.Random(1234)
-    kill_at = [3 + 5 * i + rng.randrange(3) for i in range(5)]
+    kill_at = [2 + 3 * i + rng.randrange(2) for i in range(5)]
     assert kill_at[-1] < steps
-    kills = 0
+    kills, landed = 0, []
     for target in kill_at:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
@@ -208,10 +208,11 @@ def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debu
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += proc.wait() == -signal.SIGKILL
+            landed.append(_last_step(run / "metrics.jsonl"))
         else:
             pytest.fail(f"the run ended before step {target}: {proc.stderr.read()[-2000:]}")
         proc.stderr.close()
-    assert kills == 5
+    assert kills == 5 and all(t <= k < steps for t, k in zip(kill_at, landed)), (kill_at, landed)
 
     # Damage the newest checkpoint as a crash of the storage would: the resume reports it and uses the previous one.
     newest = checkpoint.list_checkpoints(run)[-1]

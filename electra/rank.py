@@ -173,28 +173,17 @@ def encode_choices(tokenizer, context: str, choices: list[str], max_seq_len: int
     return {k: v.unsqueeze(0) for k, v in batch.items() if k in ("input_ids", "token_type_ids", "attention_mask")}
 
 
-def _mc_rows(num_layers: int) -> list[tuple[str, object]]:
-    from electra.hf import _expand, key_table
-
-    return key_table(num_layers) + [(f"head.{o}", t) for o, t in _expand(MC_HEAD_KEYS)]
-
-
 def export_multiple_choice(model: MultipleChoiceModel, out_dir, tokenizer_dir=None, overwrite: bool = False) -> Path:
     """A MultipleChoiceModel -> an HF `ElectraForMultipleChoice` folder (config.json, model.safetensors, tokenizer)."""
-    from electra.hf import _write_folder, hf_config
+    from electra.hf import _expand, _write_folder, hf_config, to_hf_state_dict
 
     config = hf_config(model.cfg, "sequence")  # the summary_* fields ElectraSequenceSummary reads are set there
     config["architectures"] = [MC_CLASS]
     config["summary_last_dropout"] = model.head.drop.p
     state = model.state_dict()
-    tensors = {}
-    for ours, theirs in _mc_rows(model.cfg.num_layers):
-        if ours not in state:
-            continue  # no projection when embedding size == hidden size
-        if isinstance(theirs, list):  # fused QKV
-            tensors.update({n: part.contiguous().clone() for n, part in zip(theirs, state[ours].chunk(len(theirs)))})
-        else:
-            tensors[theirs] = state[ours].contiguous().clone()
+    encoder = {k: v for k, v in state.items() if k.startswith("encoder.")}
+    tensors = to_hf_state_dict(encoder, model.cfg.num_layers, "pretraining")  # encoder rows only: no head keys given
+    tensors.update({theirs: state[f"head.{ours}"].contiguous().clone() for ours, theirs in _expand(MC_HEAD_KEYS)})
     return _write_folder(out_dir, config, tensors, tokenizer_dir, overwrite=overwrite)
 
 

@@ -129,49 +129,49 @@ class Run:
 # Reading the study file
 
 
-def _read_toml(path: Path) -> dict:
+def _tomllib():
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib
+    return tomllib
+
+
+def _read_toml(path: Path) -> dict:
     if not path.is_file():
         raise ElectraError(f"study file {path} not found (the shipped ones are in configs/study/)")
+    toml = _tomllib()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
+        return toml.loads(path.read_text(encoding="utf-8"))
+    except toml.TOMLDecodeError as e:
         raise ElectraError(f"{path}: not valid TOML ({e})") from None
 
 
 def _cli_value(text: str):
     """A command-line value read as a TOML value (numbers, booleans, lists, quoted strings), else a bare string."""
+    toml = _tomllib()
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml.loads(f"v = {text}")["v"]
+    except toml.TOMLDecodeError:
         return text
 
 
 def apply_cli(raw: dict, overrides: list[str]) -> dict:
-    """--study.KEY=V / --finetune.KEY=V into their tables; any other --SECTION.KEY=V into [pretrain]."""
+    """--study.KEY=V / --finetune.KEY=V into their tables; any other --SECTION.KEY=V into [pretrain], checked and
+    typed by electra.pretrain.apply_overrides."""
     from electra.pretrain import apply_overrides
 
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    pretrain_items = []
-    for item in overrides:
-        body = item[2:] if item.startswith("--") else item
-        if "=" not in body or "." not in body.split("=", 1)[0]:
-            raise ElectraError(f"override '{item}' must look like --section.key=value (e.g. --study.seeds=5)")
-        path, value = body.split("=", 1)
-        section, key = path.split(".", 1)
-        if section in ("study", "finetune"):
-            raw.setdefault(section, {})[key] = _cli_value(value)
-        else:
-            pretrain_items.append(f"--{path}={value}")
+    ours = [item for item in overrides if item.lstrip("-").startswith(("study.", "finetune."))]
+    pretrain_items = [item for item in overrides if item not in ours]
     if pretrain_items:
         raw["pretrain"] = apply_overrides(raw.get("pretrain", {}), pretrain_items)
+    for item in ours:
+        path, sep, value = item.lstrip("-").partition("=")
+        if not sep:
+            raise ElectraError(f"override '{item}' must look like --section.key=value (e.g. --study.seeds=5)")
+        section, key = path.split(".", 1)
+        raw.setdefault(section, {})[key] = _cli_value(value)
     return raw
 
 
@@ -381,6 +381,7 @@ def plan(cfg: StudyConfig, say=print) -> list[Run]:
 def timing_probe(cfg: StudyConfig, run: Run, out: Path, say=print) -> dict:
     """Seconds per step of a run, from a short pretraining (cached in OUT/runs/NAME/probe.json)."""
     from electra.pretrain import pretrain
+    from electra.report import read_metrics
 
     cache = out / "runs" / run.name / "probe.json"
     n = cfg.study.probe_steps
@@ -398,7 +399,7 @@ def timing_probe(cfg: StudyConfig, run: Run, out: Path, say=print) -> dict:
         train=dataclasses.replace(pcfg.train, log_every=every, eval_every=0, eval_batches=1, checkpoint_every=0,
                                   keep_checkpoints=1))
     pretrain(pcfg, overwrite=True)
-    train = [r for r in _read_jsonl(folder / "metrics.jsonl") if r.get("kind") == "train"]
+    train = [r for r in read_metrics(folder) if r.get("kind") == "train"]
     first, last = train[0], train[-1]  # the first interval holds start-up costs; time from its end
     if last["step"] <= first["step"]:
         raise ElectraError(f"timing probe of {run.name} logged too few steps; raise study.probe_steps")
@@ -440,6 +441,7 @@ def study(cfg: StudyConfig, say=print) -> dict:
     """Run the study: pretrain, fine-tune and score every run (skipping finished ones); write the report."""
     from electra.finetune import finetune
     from electra.pretrain import pretrain
+    from electra.report import read_metrics
     from electra.tasks import get_task
 
     out = out_dir(cfg)
@@ -468,7 +470,7 @@ def study(cfg: StudyConfig, say=print) -> dict:
         pdir = Path(pcfg.run.out)
         resume = (pdir / "checkpoints").is_dir() and any((pdir / "checkpoints").iterdir())
         pretrain(pcfg, resume=resume, overwrite=not resume)
-        records = _read_jsonl(pdir / "metrics.jsonl")
+        records = read_metrics(pdir)
         train = [r for r in records if r.get("kind") == "train"]
         evals = [r for r in records if r.get("kind") == "eval"]
         pretrain_seconds = time.perf_counter() - started
@@ -672,17 +674,6 @@ def _write_json(path: Path, payload) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
 
 
 def _pct(value) -> str:

@@ -64,7 +64,7 @@ def test_smoke_study_writes_report_plots_json_and_resumes(tmp_path, study_tables
     path = _write(tmp_path / "study.toml", study_tables)
     assert main(["study", path]) == 0
     err = capsys.readouterr().err
-    assert "ETA" in err
+    assert "ETA" in err and "parameters:" in err  # pretraining talked (the re-run below must not)
     out = tmp_path / "out"
     results = json.loads((out / "results.json").read_text())
     names = [r["name"] for r in results["runs"]]
@@ -107,7 +107,7 @@ def test_smoke_study_writes_report_plots_json_and_resumes(tmp_path, study_tables
     stamps = {n: (out / "runs" / n / "result.json").stat().st_mtime_ns for n in names}
     assert main(["study", path]) == 0
     err = capsys.readouterr().err
-    assert err.count("done before, skipped") == 3 and "pretraining" not in err.split("\n", 4)[-1]
+    assert err.count("done before, skipped") == 3 and ": pretraining " not in err and "parameters:" not in err
     assert {n: (out / "runs" / n / "result.json").stat().st_mtime_ns for n in names} == stamps
     assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
 

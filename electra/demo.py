@@ -1,24 +1,29 @@
 """`make demo` (= `python -m electra.demo`): the main job end to end, about 5-10 minutes on a 2-core CPU.
 
     python -m electra.demo                 # data -> tokenizer -> prepare -> pretrain -> fine-tune SST-2 -> report
-    python -m electra.demo --steps 300     # shorter
+    python -m electra.demo --minutes 10    # pretrain for about 10 minutes (default 5)
+    python -m electra.demo --steps 300     # a fixed number of steps
 
 1. Data: the first 8 MB of the English Wikipedia sample in ../shared/data (or $ELECTRA_SHARED_DATA) and GLUE SST-2
    from the same folder. Without it, WikiText-103 and SST-2 are downloaded through `datasets` when that package and
    the network are there; otherwise the demo says exactly which files to provide.
 2. A WordPiece tokenizer (8,000 entries) trained on that text and the packed data (seq 128) are cached under
    .cache/demo/, so a second run starts at pretraining.
-3. Pretraining with configs/demo.toml (a tiny ELECTRA on CPU; on a CUDA machine the Small preset with batch 128),
-   printing a table of loss, generator accuracy and discriminator accuracy as it goes, into runs/demo/.
+3. Pretraining with configs/demo.toml (a tiny ELECTRA on CPU, as many steps as fit in --minutes after timing 10; on
+   a CUDA machine the Small preset with batch 128, 4,000 steps), printing a table of loss, generator accuracy and
+   discriminator accuracy as it goes, into runs/demo/.
 4. Fine-tuning of the pretrained discriminator on 4,000 SST-2 examples (when electra.finetune is installed), then
    the dev accuracy and where the report is.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,6 +36,7 @@ SLICE_BYTES = 8 << 20
 VOCAB_SIZE = 8000
 SEQ_LEN = 128
 WIKITEXT_LINES = 60_000  # about 8 MB of WikiText-103 when downloading
+MIN_STEPS, MAX_STEPS = 300, 3000  # more steps give the discriminator time to leave its majority-class plateau
 
 
 def _download(cache: Path) -> tuple[Path, Path]:
@@ -108,6 +114,26 @@ def pretrain_overrides(data_dir: Path, out: Path, steps: int | None, cuda: bool)
     return overrides
 
 
+def calibrate_steps(data_dir: Path, out: Path, minutes: float) -> int:
+    """Steps of configs/demo.toml that fit in `minutes` on this machine, from a 10-step run (start-up excluded)."""
+    from electra.pretrain import load_pretrain_config, pretrain
+
+    probe = out.with_name(out.name + ".calibrate")
+    cfg = load_pretrain_config(REPO_ROOT / "configs" / "demo.toml", [
+        f"--data.dir={data_dir}", f"--run.out={probe}", "--train.steps=12", "--train.log_every=2",
+        "--train.eval_every=0", "--train.checkpoint_every=0", "--run.progress=false", "--run.report=false",
+        "--run.export=false", "--run.tensorboard=false"])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        pretrain(cfg, overwrite=True)
+    records = [json.loads(x) for x in (probe / "metrics.jsonl").read_text().splitlines()]
+    elapsed = {r["step"]: r["elapsed_s"] for r in records if r["kind"] == "train"}
+    per_step = (elapsed[12] - elapsed[2]) / 10  # the first 2 steps carry one-off costs
+    shutil.rmtree(probe, ignore_errors=True)
+    steps = int(min(MAX_STEPS, max(MIN_STEPS, minutes * 60 / per_step)) // 100 * 100)
+    print(f"[demo] {per_step:.2f} s per step here: {steps:,} steps fit in about {minutes:g} minutes", flush=True)
+    return steps
+
+
 def finetune_sst2(disc_dir: Path, sst2: Path, out: Path, examples: int, epochs: int) -> dict | None:
     if importlib.util.find_spec("electra.finetune") is None:
         print("[demo] fine-tuning is skipped: electra.finetune is not installed in this checkout", flush=True)
@@ -125,7 +151,9 @@ def finetune_sst2(disc_dir: Path, sst2: Path, out: Path, examples: int, epochs: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m electra.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None,
-                        help="pretraining steps (default: configs/demo.toml's 600 on CPU, 4000 on CUDA)")
+                        help="pretraining steps (default: as many as fit in --minutes, measured on 10 steps, "
+                             f"between {MIN_STEPS} and {MAX_STEPS}; 4000 on CUDA)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="pretraining time budget on CPU (default: 5)")
     parser.add_argument("--out", default=str(REPO_ROOT / "runs" / "demo"), help="run folder (default: runs/demo)")
     parser.add_argument("--finetune-examples", type=int, default=4000, help="SST-2 training examples (4000)")
     parser.add_argument("--finetune-epochs", type=int, default=2, help="SST-2 epochs (2)")
@@ -147,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = tokenizer_and_data(corpus)
         out = Path(args.out)
         cuda = torch.cuda.is_available()
+        steps = args.steps
+        if steps is None and not cuda:
+            steps = calibrate_steps(data_dir, out, args.minutes)
         cfg = load_pretrain_config(REPO_ROOT / "configs" / "demo.toml",
-                                   pretrain_overrides(data_dir, out, args.steps, cuda))
+                                   pretrain_overrides(data_dir, out, steps, cuda))
         print(f"[demo] pretraining ({cfg.model['preset']} preset, {cfg.train.steps:,} steps) into {out}", flush=True)
         result = pretrain(cfg, overwrite=True)
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -5,6 +5,7 @@ collapse diagnostics, and the HF export of a run checked against `transformers`.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -77,7 +78,7 @@ def test_debug_run_end_to_end_learns_and_exports(tmp_path, debug_overrides):
     out = tmp_path / "run"
     cfg = load_pretrain_config(REPO_ROOT / "configs/debug.toml", debug_overrides(
         out, "--train.steps=40", "--train.log_every=5", "--train.eval_every=40", "--run.report=true",
-        "--run.export=true"))
+        "--run.export=true", "--run.tensorboard=true"))
     result = pretrain(cfg)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
@@ -88,6 +89,8 @@ def test_debug_run_end_to_end_learns_and_exports(tmp_path, debug_overrides):
     assert resolved["train"]["steps"] == 40 and resolved["derived"]["tokens_per_step"] == 16 * 64
     assert resolved["electra"]["generator"]["hidden_size"] == 16  # tiny preset: 64 x 1/4
     assert (out / "curves.png").stat().st_size > 1000 and "curves.png" in (out / "report.html").read_text()
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert list((out / "tb").glob("events.out.tfevents.*"))
     # Diagnostics are wired to the logged numbers: a problem seen in two consecutive logs after warm-up is reported.
     after = [r for r in train if r["step"] >= max(2 * cfg.optim.warmup_steps, min(40 // 5, 20_000))]
     expected = set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,10 +219,13 @@ def from_dict(cls, values: dict, where: str = ""):
     return cls(**kwargs)
 
 
+_UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # types.UnionType: `X | None` (Python 3.10+)
+
+
 def coerce(value: Any, hint: Any, path: str) -> Any:
     """Check `value` against the type hint `hint`; ints are accepted for floats. Raises ElectraError naming `path`."""
     origin = typing.get_origin(hint)
-    if origin is typing.Union:
+    if origin in _UNIONS:  # Optional[X] and X | None
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None

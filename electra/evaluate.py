@@ -41,7 +41,10 @@ def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", 
     examples = examples[:max_examples] if max_examples else examples
     if not examples:
         raise ElectraError(f"the {split} split of task '{task.name}' in {data} has no examples")
-    features, counts = task.encode(examples, predictor.tokenizer, predictor.labels, cfg)
+    try:
+        features, counts = task.encode(examples, predictor.tokenizer, predictor.labels, cfg)
+    except ElectraError as e:  # say where: the example's split and the data folder
+        raise ElectraError(f"{split} split of {data}: {e}") from None
     warn_counts(f"{split} split", len(examples), counts)
     if any("labels" not in f and "start_positions" not in f for f in features) or \
             (task.kind == "span" and not any(e.answers or e.is_impossible for e in examples)):

@@ -357,7 +357,10 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     warn_counts(f"{task.name} data", sum(len(v) for v in data.values()), read_stats, "records")
     labels = label_list(task, data["train"])
     for split in list(data):
-        features, counts = task.encode(data[split], tokenizer, labels, cfg)
+        try:
+            features, counts = task.encode(data[split], tokenizer, labels, cfg)
+        except ElectraError as e:  # say where: the example's split and the data folder
+            raise ElectraError(f"{split} split of {cfg.data}: {e}") from None
         warn_counts(f"{split} split", len(data[split]), counts)
         data[f"{split}_features"] = features
     log(f"task {task.name}: {len(data['train']):,} train examples ({len(data['train_features']):,} features), "
@@ -533,9 +536,11 @@ def read_toml(path: Path) -> dict:
         import tomli as tomllib
     if not path.is_file():
         raise ElectraError(f"config file {path} not found")
+    from electra.readers import read_utf8
+
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
+        values = tomllib.loads(read_utf8(path))
+    except (tomllib.TOMLDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise ElectraError(f"{path}: not valid TOML ({e})") from None
     return values.get("finetune", values) if isinstance(values.get("finetune"), dict) else values
 

@@ -219,6 +219,8 @@ def load_pretrain_config(path, overrides: list[str] = ()) -> PretrainConfig:
             raw = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
             raise ElectraError(f"{path}: not valid TOML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ElectraError(f"{path} must hold a table of sections ([model], [train], ...), not {type(raw).__name__}")
     return config_from_dict(apply_overrides(raw, list(overrides)), where=str(path))
 
 

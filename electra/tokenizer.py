@@ -106,7 +106,11 @@ def read_vocab(path: str | os.PathLike) -> dict[str, int]:
 def tokenizer_from_vocab(path: str | os.PathLike, lowercase: bool = True,
                          strip_accents: bool | None = None) -> Tokenizer:
     """A full tokenizer around an existing vocab.txt (e.g. BERT's); ElectraError if a special token is missing."""
-    return build_tokenizer(read_vocab(path), lowercase=lowercase, strip_accents=strip_accents)
+    vocab = read_vocab(path)
+    try:
+        return build_tokenizer(vocab, lowercase=lowercase, strip_accents=strip_accents)
+    except ElectraError as e:  # name the file
+        raise ElectraError(f"vocab file {path}: {e}") from None
 
 
 def _normalizer_options(tok: Tokenizer) -> tuple[bool, bool | None]:

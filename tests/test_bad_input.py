@@ -165,7 +165,7 @@ def tokenizer_train_unknown_format(t, fx):
             "--out", t / "out"]
 
 
-@case("lacks the special token(s) [CLS], [SEP]")
+@case("vocab file {t}/vocab.txt: the vocab lacks the special token(s) [CLS], [SEP]")
 def tokenizer_import_vocab_without_specials(t, fx):
     write(t / "vocab.txt", "[PAD]\n[UNK]\n[MASK]\nthe\nof\n")
     return ["tokenizer", "import", "--vocab", t / "vocab.txt", "--out", t / "out"]
@@ -422,7 +422,7 @@ def finetune_missing_column(t, fx):
     return finetune_argv(t, fx.clf, "--task", "classify", "--data", t / "data")
 
 
-@case("example 1: label 'meh' was never seen in training")
+@case("dev split of {t}/data: example 1: label 'meh' was never seen in training")
 def finetune_dev_label_unseen(t, fx):
     data = sst2_data(t, dev="sentence\tlabel\nok\t1\nso so\tmeh\n")
     return finetune_argv(t, fx.clf, "--task", "classify", "--data", data)
@@ -480,7 +480,7 @@ def evaluate_pretraining_folder(t, fx):
     return ["evaluate", "--model", fx.disc, "--data", sst2_data(t), "--output", t / "out.jsonl"]
 
 
-@case("example 1: label 'meh' was never seen in training")
+@case("dev split of {t}/data: example 1: label 'meh' was never seen in training")
 def evaluate_unknown_gold_label(t, fx):
     return ["evaluate", "--model", fx.clf, "--data", sst2_data(t, dev="sentence\tlabel\nok\t1\nso so\tmeh\n"),
             "--output", t / "out.jsonl"]
@@ -608,3 +608,9 @@ def test_real_subprocess_exit_status_and_stderr(row, fx, tmp_path):
     r = subprocess.run([sys.executable, "-m", "electra", *argv], capture_output=True, text=True, timeout=300,
                        cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     _check(r.returncode, r.stderr, expect, tmp_path, before)
+
+
+def test_every_row_is_listed_in_docs_errors_md():
+    doc = (REPO_ROOT / "docs" / "ERRORS.md").read_text(encoding="utf-8")
+    missing = [c.id for c in CASES if f"`{c.id}`" not in doc]
+    assert not missing, f"add these rows to docs/ERRORS.md: {missing}"

@@ -87,7 +87,7 @@ def squad_answer():
 
 
 def squad_docs(answers=None):
-    answers = answers or st.one_of(st.lists(squad_answer(), max_size=2), st.just(None))
+    answers = answers or st.one_of(st.lists(squad_answer(), max_size=2), st.just(None), json_values)
     qa_ = st.fixed_dictionaries({"id": maybe(st.one_of(st.text(max_size=4), st.integers())),
                                  "question": maybe(st.text(max_size=10)), "answers": answers,
                                  "is_impossible": maybe(st.booleans())})
@@ -224,6 +224,9 @@ def test_conll_reader(scratch, data):
 @FUZZ
 @given(data=st.one_of(squad_docs(), soup(['{"data": [', '{"paragraphs": []}', '"context"', "]}", "{}"])),
        train=st.booleans())
+@example(data=DEEP_JSON.encode(), train=False)
+@example(data=b'{"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "1", "question": "q", "answers": 5}]}]}]}',
+         train=True)
 def test_squad_reader(scratch, data, train):
     stats = Counter()
     examples = clean_or_electra_error(lambda: qa.read_squad(put(scratch, "squad.json", data), stats, train=train))
@@ -235,17 +238,12 @@ def test_squad_reader(scratch, data, train):
             assert e.context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]
 
 
-SQUAD_BUG = "electra/tasks/qa.py is being edited by another engineer (uncommitted); the fix is theirs to make"
-
-
-@pytest.mark.xfail(strict=True, reason=f"read_squad lets TypeError escape when 'answers' is not a list; {SQUAD_BUG}")
 def test_squad_answers_not_a_list_is_a_clean_error(tmp_path):
     doc = {"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "1", "question": "q", "answers": 5}]}]}]}
     with pytest.raises(ElectraError, match=r"qas\[0\]"):
         qa.read_squad(put(tmp_path, "s.json", json.dumps(doc)))
 
 
-@pytest.mark.xfail(strict=True, reason=f"read_squad lets RecursionError escape on deeply nested JSON; {SQUAD_BUG}")
 def test_squad_deeply_nested_json_is_a_clean_error(tmp_path):
     with pytest.raises(ElectraError, match="not valid JSON"):
         qa.read_squad(put(tmp_path, "s.json", DEEP_JSON))
@@ -270,22 +268,19 @@ def read_finetune_toml(path: Path):
 
 
 @FUZZ
-@given(data=finetune_toml())
+@given(data=st.one_of(finetune_toml(), st.binary(max_size=200)))
+@example(data=b"task = 'sst2' # \xff\n")
+@example(data=("a = " + "[" * 5000 + "]" * 5000).encode())
 def test_finetune_config_reader(scratch, data):
     cfg = clean_or_electra_error(lambda: read_finetune_toml(put(scratch, "ft.toml", data)))
     assert cfg is None or isinstance(cfg, FinetuneConfig)
 
 
-FINETUNE_BUG = "electra/finetune.py is being edited by another engineer (uncommitted); the fix is theirs to make"
-
-
-@pytest.mark.xfail(strict=True, reason=f"finetune.read_toml lets UnicodeDecodeError escape; {FINETUNE_BUG}")
 def test_finetune_toml_not_utf8_is_a_clean_error(tmp_path):
     with pytest.raises(ElectraError, match="UTF-8"):
         read_finetune_toml(put(tmp_path, "ft.toml", b"task = 'sst2' # \xff\n"))
 
 
-@pytest.mark.xfail(strict=True, reason=f"finetune.read_toml lets RecursionError escape; {FINETUNE_BUG}")
 def test_finetune_toml_deeply_nested_is_a_clean_error(tmp_path):
     with pytest.raises(ElectraError, match="not valid TOML"):
         read_finetune_toml(put(tmp_path, "ft.toml", "a = " + "[" * 5000 + "]" * 5000))

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from electra.errors import ElectraError
+from electra.readers import read_utf8
 from electra.tasks import MissingSplit, Task
 
 
@@ -58,11 +59,11 @@ def read_squad(path: Path, stats: Counter | None = None, train: bool = False) ->
     if not path.is_file():
         raise ElectraError(f"data file {path} not found")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        doc = json.loads(read_utf8(path))
     except json.JSONDecodeError as e:
         raise ElectraError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise ElectraError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise ElectraError(f"{path}: not valid JSON (nested too deeply)") from None
 
     def need(obj, key, kind, where):
         value = obj.get(key) if isinstance(obj, dict) else None
@@ -83,6 +84,8 @@ def read_squad(path: Path, stats: Counter | None = None, train: bool = False) ->
                 question = need(qa, "question", str, here)
                 impossible = bool(qa.get("is_impossible", False))
                 answers = []
+                if not isinstance(qa.get("answers") or [], list):
+                    need(qa, "answers", list, here)  # raises: the place and the expected layout
                 for k, ans in enumerate(qa.get("answers") or []):
                     text = need(ans, "text", str, f"{here}.answers[{k}]")
                     start = need(ans, "answer_start", int, f"{here}.answers[{k}]")

@@ -31,6 +31,7 @@ Labels: `labels` fixes the label set (GLUE); None collects it from the training 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from electra.errors import ElectraError
@@ -84,6 +85,18 @@ def registry() -> dict[str, Task]:
     from electra import rank
 
     return {**classification.TASKS, **tagging.TASKS, **qa.TASKS, **rank.TASKS}
+
+
+def find_split(data_dir, split: str, cfg, names: tuple) -> Path:
+    """The file of `split`: --train-file / --dev-file / --test-file when given, else the first of `names` present in
+    `data_dir`. MissingSplit (an ElectraError) naming the places looked at otherwise."""
+    explicit = getattr(cfg, f"{split}_file", None) if split in ("train", "dev", "test") else None
+    candidates = [Path(explicit)] if explicit else [Path(data_dir) / name for name in names]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        where = ", ".join(str(p) for p in candidates) or str(data_dir)
+        raise MissingSplit(f"{split} split not found: {where} (give the file with --{split}-file)")
+    return path
 
 
 def collate(features: list[dict], pad_id: int) -> dict:

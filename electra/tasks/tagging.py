@@ -23,7 +23,7 @@ import numpy as np
 from electra import metrics
 from electra.errors import ElectraError
 from electra.readers import read_utf8
-from electra.tasks import MissingSplit, Task
+from electra.tasks import Task, find_split
 
 
 @dataclass
@@ -63,13 +63,7 @@ def read_conll(path: Path, stats: Counter | None = None) -> list[Example]:
 
 def read_split(data_dir: Path, split: str, cfg, stats: Counter, files: dict | None = None) -> list[Example]:
     """DATA/<files[split]>, or --train-file / --dev-file / --test-file."""
-    explicit = getattr(cfg, f"{split}_file", None) if split in ("train", "dev", "test") else None
-    candidates = [Path(explicit)] if explicit else [data_dir / name for name in (files or {}).get(split, ())]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        where = ", ".join(str(p) for p in candidates) or str(data_dir)
-        raise MissingSplit(f"{split} split not found: {where} (give the file with --{split}-file)")
-    return read_conll(path, stats)
+    return read_conll(find_split(data_dir, split, cfg, (files or {}).get(split, ())), stats)
 
 
 def encode(examples: list[Example], tokenizer, labels: list | None, cfg) -> tuple[list[dict], Counter]:

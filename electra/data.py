@@ -264,7 +264,11 @@ def _input_signature(inputs: list[str]) -> list[list]:
 def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathLike, config: PackConfig = PackConfig(),
             workers: int = 1, fmt: str = "auto", text_field: str = "text", overwrite: bool = False,
             progress_bar: bool = True) -> dict:
-    """Tokenize and pack `inputs` into `out` (see the module docstring); returns meta.json's contents."""
+    """Tokenize and pack `inputs` into `out` (see the module docstring); returns meta.json's contents.
+
+    workers > 0 starts processes with "spawn", which re-imports the calling script: call this from under
+    `if __name__ == "__main__":` in scripts (the CLI and `python -m` modules are fine).
+    """
     from tqdm import tqdm
 
     out = Path(out)

@@ -35,7 +35,7 @@ import numpy as np
 
 from electra.errors import ElectraError
 from electra.readers import read_utf8
-from electra.tasks import MissingSplit, Task
+from electra.tasks import Task, find_split
 
 
 @dataclass
@@ -116,12 +116,8 @@ def _locate(example: Example, stats: Counter) -> bool:
 
 
 def read_split(data_dir: Path, split: str, cfg, stats: Counter, files: dict | None = None) -> list[Example]:
-    explicit = getattr(cfg, f"{split}_file", None) if split in ("train", "dev", "test") else None
-    candidates = [Path(explicit)] if explicit else [data_dir / name for name in (files or {}).get(split, ())]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        where = ", ".join(str(p) for p in candidates) or str(data_dir)
-        raise MissingSplit(f"{split} split not found: {where} (give the file with --{split}-file)")
+    """DATA/<files[split]>, or --train-file / --dev-file / --test-file."""
+    path = find_split(data_dir, split, cfg, (files or {}).get(split, ()))
     return read_squad(path, stats, train=split == "train")
 
 

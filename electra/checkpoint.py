@@ -75,7 +75,8 @@ def save_checkpoint(run_dir, step: int, objective: torch.nn.Module, optimizer: t
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in [tmp, *root.glob(f".{PREFIX}*.tmp-*")]:  # left by a process killed mid-save (one writer per run)
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         tmp.mkdir()
         save_model(objective, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})

@@ -171,5 +171,6 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> f
 
 
 def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
-    """Global-norm clipping (1.0 in ELECTRA); returns the pre-clip norm as a tensor (no host sync)."""
-    return torch.nn.utils.clip_grad_norm_(params, max_norm) if max_norm > 0 else torch.tensor(math.nan)
+    """Global-norm clipping (1.0 in ELECTRA; max_norm <= 0: off); returns the pre-clip norm as a tensor (no host
+    sync). With clipping off the norm is still computed: the loops read it to skip steps with NaN/Inf gradients."""
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)

@@ -520,6 +520,21 @@ def predict_zero_batch_size(t, fx):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# study
+
+
+@case("study file {t}/nope.toml not found")
+def study_missing_file(t, fx):
+    return ["study", t / "nope.toml", "--dry-run"]
+
+
+@case("unknown config key 'study.budgte' (did you mean 'budget'?)")
+def study_unknown_key(t, fx):
+    out = t / "out"
+    return ["study", toml(t, f'[study]\nname = "x"\nout = "{out}"\nbudgte = "1e12"\n'), "--dry-run"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # fill-mask, detect, infill, flops, the command line itself
 
 
@@ -593,7 +608,7 @@ def test_the_table_is_large_and_covers_every_command():
     assert len(CASES) >= 30
     covered = {c.id.replace("fill-mask", "fill_mask").split("-")[0].replace("_", "-") for c in CASES}
     assert {"tokenizer", "prepare", "pretrain", "export", "finetune", "evaluate", "predict", "fill-mask", "detect",
-            "infill", "flops", "unknown", "missing"} <= covered
+            "infill", "flops", "study", "unknown", "missing"} <= covered
 
 
 SUBPROCESS_ROWS = ["unknown-command", "unknown-flag", "tokenizer-import-duplicate-token", "pretrain-unknown-key",

@@ -107,6 +107,25 @@ def test_prepared_index_with_pickled_objects_is_refused(fx, tmp_path):
     assert not marker.exists()
 
 
+def test_the_package_reads_pickles_only_with_weights_only():
+    """Every torch.load in electra/ passes weights_only=True; no pickle.load(s), no np.load(allow_pickle=True)."""
+    import ast
+
+    found = []
+    for path in sorted((REPO_ROOT / "electra").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+            kw = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+            name = f"{owner}.{node.func.attr}"
+            if name == "torch.load" and kw.get("weights_only") is not True or name in ("pickle.load", "pickle.loads") \
+                    or name == "np.load" and kw.get("allow_pickle") is True:
+                found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {name}")
+    assert not found
+    assert any("weights_only=True" in p.read_text() for p in (REPO_ROOT / "electra").glob("*.py"))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # No network
 

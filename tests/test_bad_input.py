@@ -36,14 +36,6 @@ DEBUG = str(REPO_ROOT / "configs" / "debug.toml")
 GOOD_TSV = "sentence\tlabel\na fine film\t1\na dull film\t0\ngood\t1\nbad\t0\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fx(tiny_tokenizer_dir, tiny_prepared_dir, debug_overrides, tmp_path_factory):
     """Good inputs the rows break: a tokenizer, prepared data, a 2-step pretraining run (2 checkpoints), HF

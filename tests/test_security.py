@@ -31,7 +31,7 @@ from electra.cli import main
 from electra.data import PretrainDataset
 from electra.errors import ElectraError
 from electra.sources import REPO_ROOT
-from test_bad_input import DEBUG, GOOD_TSV, copy, fx, one_thread, tree, write  # noqa: F401 (fixtures)
+from test_bad_input import DEBUG, GOOD_TSV, copy, fx, tree, write  # noqa: F401 (fx is a fixture)
 
 
 class Payload:

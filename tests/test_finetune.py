@@ -325,3 +325,68 @@ def test_ft_stsb_regression_and_mnli_matched_mismatched_glue_layouts(capsys, en_
     assert len((tmp_path / "m/submission/MNLI-mm.tsv").read_text().splitlines()) == 10
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(mnli), "--split", "mm"]) == 0
     assert json.loads(capsys.readouterr().out)["acc"] == pytest.approx(m["dev"]["mm_acc"])
+
+
+def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_path):
+    """Same initial weights, batches and recipe, dropout off: our loop (train_seed) and a plain loop around
+    transformers' ElectraForSequenceClassification end with the same weights and dev logits."""
+    import re
+    from collections import Counter
+
+    from electra.finetune import init_model, label_list, load_tokenizer_for, read_data, train_seed
+    from electra.tasks import collate
+
+    tok = tokenizer_from_vocab(shared_data / "vocab/bert-base-uncased.txt")
+    tok_dir = save_tokenizer_folder(tok, tmp_path / "tok")
+    torch.manual_seed(0)
+    cfg_model = ModelConfig(vocab_size=tok.get_vocab_size(), embedding_size=32, hidden_size=64, num_layers=2,
+                            num_heads=2, intermediate_size=128, hidden_dropout=0.0, attention_dropout=0.0)
+    base = export_task_model(TaskModel(cfg_model, "pretraining"), tmp_path / "base", tokenizer_dir=tok_dir)
+    task = get_task("sst2")
+    cfg = resolve(FinetuneConfig(task="sst2", model=str(base), data=str(shared_data / "glue/SST-2"), out="-",
+                                 epochs=1, lr=1e-3, batch_size=8, max_train_examples=96, max_dev_examples=40,
+                                 progress=False, predict_test=False, classifier_dropout=0.0), task, cfg_model)
+    data, _ = read_data(task, cfg, Counter())
+    labels = label_list(task, data["train"])
+    tokenizer = load_tokenizer_for(base, None, cfg_model.vocab_size)
+    for split in ("train", "dev"):
+        data[f"{split}_features"], _ = task.encode(data[split], tokenizer, labels, cfg)
+    ours = init_model(base, task, labels, cfg, seed=3)
+    export_task_model(ours, tmp_path / "init", labels=labels)
+    hf = transformers.ElectraForSequenceClassification.from_pretrained(tmp_path / "init")
+    result = train_seed(ours, task, data, labels, cfg, 3, 0, torch.device("cpu"), log=lambda line: None)
+    # The reference loop: its own parameter groups over HF names, torch AdamW, a LambdaLR schedule.
+    groups = {}
+    for name, p in hf.named_parameters():
+        m = re.search(r"encoder\.layer\.(\d+)\.", name)
+        depth = 0 if "embeddings" in name else int(m.group(1)) + 1 if m else 3
+        wd = 0.0 if name.endswith("bias") or "LayerNorm" in name else 0.01
+        groups.setdefault((wd, depth), {"params": [], "weight_decay": wd, "lr": 1e-3 * 0.8 ** (3 - depth)})
+        groups[(wd, depth)]["params"].append(p)
+    optimizer = torch.optim.AdamW(list(groups.values()), lr=1e-3, eps=1e-6)
+    total, warmup = 12, 1  # one epoch (so the best epoch is the last) of 96 / 8 steps, 10% warm-up
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total) * min(1.0, s / warmup))
+    from electra.finetune import batch_order
+
+    hf.train()
+    for epoch in range(1):
+        for idx in batch_order(96, 8, 3, epoch):
+            b = collate([data["train_features"][i] for i in idx], 0)
+            hf(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"],
+               labels=b["labels"]).loss.backward()
+            torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+    ours.load_state_dict(result["state"])
+    ours.eval()
+    hf.eval()
+    b = collate(data["dev_features"], 0)
+    with torch.no_grad():
+        _, ours_logits = ours(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+        hf_logits = hf(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
+                       attention_mask=b["attention_mask"]).logits
+        _, init_logits = init_model(base, task, labels, cfg, seed=3).eval()(b["input_ids"], b["token_type_ids"],
+                                                                           b["attention_mask"])
+    assert (ours_logits - init_logits).abs().max() > 1e-2  # training moved the model
+    assert torch.allclose(ours_logits, hf_logits, atol=1e-4), (ours_logits - hf_logits).abs().max()

@@ -105,6 +105,21 @@ def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+def masked_lm_loss(logits: torch.Tensor, masked: Masked) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy over the real prediction slots, and the accuracy (no grad). logits (B, P, V)."""
+    per_slot = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
+    loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+    with torch.no_grad():
+        acc = _weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
+    return loss, acc
+
+
+def never_mask_table(cfg: ElectraConfig, special_ids: dict) -> torch.Tensor:
+    """(V,) bool: [PAD], [CLS], [SEP] and [MASK] are never chosen for prediction."""
+    never_mask = [special_ids[k] for k in ("pad", "cls", "sep", "mask") if k in special_ids]
+    return special_token_table(cfg.discriminator.vocab_size, never_mask)
+
+
 def rtd_metrics(logits, labels, weights) -> dict:
     """Discriminator metrics over weighted tokens (no host sync: tensors). labels 1 = replaced."""
     with torch.no_grad():
@@ -133,9 +148,7 @@ class Electra(nn.Module):
         self.generator = Encoder(cfg.generator, embeddings=self.discriminator.embeddings)
         self.generator_head = MLMHead(cfg.generator)
         self.discriminator_head = DiscriminatorHead(cfg.discriminator)
-        never_mask = [special_ids[k] for k in ("pad", "cls", "sep", "mask") if k in special_ids]
-        self.register_buffer("is_special", special_token_table(cfg.discriminator.vocab_size, never_mask),
-                             persistent=False)
+        self.register_buffer("is_special", never_mask_table(cfg, special_ids), persistent=False)
 
     @property
     def embeddings(self):
@@ -180,8 +193,7 @@ class Electra(nn.Module):
 
         # 1. Generator: maximum likelihood on the chosen positions.
         gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-        per_slot = F.cross_entropy(gen_logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-        mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+        mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
 
         # 2. Sample replacements (no gradient), build the corrupted input and the labels.
         sampled = self.sample(gen_logits, masked, generator)
@@ -196,8 +208,6 @@ class Electra(nn.Module):
 
         gen_loss = self.generator_loss(mlm_loss, gen_logits, masked, sampled, per_token)
         loss = self.obj.gen_weight * gen_loss + self.obj.disc_weight * rtd_loss
-        with torch.no_grad():
-            mlm_acc = _weighted_mean((gen_logits.argmax(-1) == masked.targets).float(), masked.weights)
         return {
             "loss": loss,
             "mlm_loss": mlm_loss.detach(),
@@ -222,9 +232,7 @@ class MaskedLM(nn.Module):
         self.mask_id = int(special_ids["mask"])
         self.discriminator = Encoder(cfg.discriminator)  # named so export/fine-tuning treat both objectives alike
         self.generator_head = MLMHead(cfg.discriminator)
-        never_mask = [special_ids[k] for k in ("pad", "cls", "sep", "mask") if k in special_ids]
-        self.register_buffer("is_special", special_token_table(cfg.discriminator.vocab_size, never_mask),
-                             persistent=False)
+        self.register_buffer("is_special", never_mask_table(cfg, special_ids), persistent=False)
 
     @property
     def embeddings(self):
@@ -241,10 +249,7 @@ class MaskedLM(nn.Module):
                              self.cfg.discriminator.vocab_size, generator)
         h = self.discriminator(masked.input_ids, token_type_ids, attention_mask)
         logits = self.generator_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
-        per_slot = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-        mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
-        with torch.no_grad():
-            mlm_acc = _weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
+        mlm_loss, mlm_acc = masked_lm_loss(logits, masked)
         return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_acc": mlm_acc}
 
 

@@ -78,6 +78,17 @@ def linear_schedule(warmup: int, total: int, power: float = 1.0, min_factor: flo
     return factor
 
 
+def _adam_moments(state: dict, p: torch.Tensor, b1: float, b2: float):
+    """Update and return Adam's first and second moments of p's gradient (created at zero on first use)."""
+    if "exp_avg" not in state:
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.mul_(b1).add_(p.grad, alpha=1 - b1)
+    v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+    return m, v
+
+
 class AdamWNoBiasCorrection(torch.optim.Optimizer):
     """The official ELECTRA/BERT `AdamWeightDecayOptimizer`: Adam moments without bias correction and decoupled
     weight decay added to the update: p -= lr * (m / (sqrt(v) + eps) + wd * p)."""
@@ -93,13 +104,7 @@ class AdamWNoBiasCorrection(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m, v = _adam_moments(self.state[p], p, b1, b2)
                 update = m / (v.sqrt() + group["eps"])
                 if group["weight_decay"]:
                     update.add_(p, alpha=group["weight_decay"])
@@ -122,14 +127,8 @@ class Lamb(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                state["step"] = state.get("step", 0) + 1
+                m, v = _adam_moments(state, p, b1, b2)
                 m_hat = m / (1 - b1 ** state["step"])
                 v_hat = v / (1 - b2 ** state["step"])
                 update = m_hat / (v_hat.sqrt() + group["eps"])

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from electra.config import ElectraConfig
 from electra.errors import ElectraError
 from electra.model import Encoder, MLMHead
-from electra.objective import Electra, Masked, _gather, _weighted_mean
+from electra.objective import Electra, Masked, _gather, _weighted_mean, masked_lm_loss
 
 
 class Electra15(Electra):
@@ -120,10 +120,7 @@ class TwoStage(Electra):
                 attention_mask = torch.ones_like(input_ids)
             masked = self.mask(input_ids, attention_mask, generator)
             gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-            per_slot = F.cross_entropy(gen_logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-            mlm_loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
-            with torch.no_grad():
-                mlm_acc = _weighted_mean((gen_logits.argmax(-1) == masked.targets).float(), masked.weights)
+            mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
             zero = mlm_loss.detach() * 0
             return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "rtd_loss": zero, "mlm_acc": mlm_acc,
                     "stage": torch.tensor(1)}
@@ -159,8 +156,7 @@ class ReplaceMLM(Electra):
             attention_mask = torch.ones_like(input_ids)
         masked = self.mask(input_ids, attention_mask, generator)
         gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-        per_slot = F.cross_entropy(gen_logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-        gen_mlm = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+        gen_mlm, gen_acc = masked_lm_loss(gen_logits, masked)
         sampled = self.sample(gen_logits, masked, generator)
         corrupted = input_ids.scatter(1, masked.positions, sampled)
         h = self.discriminator(corrupted, token_type_ids, attention_mask)  # (B, T, H)
@@ -168,13 +164,8 @@ class ReplaceMLM(Electra):
             main_loss, acc = self._all_tokens_loss(h, corrupted, input_ids, attention_mask)
         else:
             logits = self.main_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
-            per = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-            main_loss = _weighted_mean(per.view_as(masked.weights), masked.weights)
-            with torch.no_grad():
-                acc = _weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
-        with torch.no_grad():
-            gen_acc = _weighted_mean((gen_logits.argmax(-1) == masked.targets).float(), masked.weights)
-            labels = (corrupted != input_ids).long()
+            main_loss, acc = masked_lm_loss(logits, masked)
+        labels = (corrupted != input_ids).long()
         return {"loss": self.obj.gen_weight * gen_mlm + main_loss, "mlm_loss": gen_mlm.detach(),
                 "main_mlm_loss": main_loss.detach(), "main_mlm_acc": acc, "mlm_acc": gen_acc,
                 "replaced_frac": _weighted_mean(labels.float(), attention_mask.float())}

@@ -85,7 +85,7 @@ def main() -> None:
         step += 1
         if step % 50 == 0:
             row = {"step": step, "minutes": round((time.time() - start) / 60, 2),
-                   **{k: round(float(outputs[k]), 4) for k in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_acc",
+                   **{k: round(float(outputs[k].detach()), 4) for k in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_acc",
                                                                 "rtd_precision", "rtd_recall")}}
             log.append(row)
             print(json.dumps(row), flush=True)

@@ -27,13 +27,11 @@ import html
 import importlib.util
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from electra.errors import ElectraError
 

@@ -18,7 +18,7 @@ from electra.hf import export_task_model, load_task_model
 from electra.model import TaskModel
 from electra.rank import (MultipleChoiceModel, encode_choices, export_multiple_choice, load_multiple_choice,
                           rank_pairs, ranking_metrics)
-from electra.tokenizer import SPECIAL_TOKENS, build_tokenizer, save_tokenizer_folder
+from electra.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 WORDS = "what is the capital of france italy paris rome city a large river ? . which one".split()
 

@@ -47,7 +47,7 @@ def random_pair(tok_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_generator(tok_dir, tmp_path_factory):
     """A tiny generator trained by MLM on the six "capital of" sentences (one blank per sentence, sometimes two)
-    until it knows them: 350 steps, about 10 s on one thread."""
+    until it knows them: 350 steps on one thread."""
     torch.manual_seed(0)
     vocab = {t: i for i, t in enumerate(list(SPECIAL_TOKENS.values()) + WORDS)}
     tok = build_tokenizer(vocab)

@@ -319,7 +319,9 @@ def load_task_model(folder, kind: str | None = None, num_labels: int | None = No
         if kind is None:
             raise ElectraError(f"{folder}: architecture '{arch or '?'}' has no task head; say which kind to build")
     if num_labels is None:
-        num_labels = 1 if config.get("problem_type") == "regression" else int(config.get("num_labels", 2))
+        # transformers >= 5 writes id2label and no num_labels
+        n = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+        num_labels = 1 if config.get("problem_type") == "regression" else int(n)
     cfg = model_config_from_hf(config, where=str(folder / "config.json"))
     model = TaskModel(cfg, kind, num_labels=num_labels, classifier_dropout=classifier_dropout)
     hf_state = _normalize_legacy(read_weights(folder))

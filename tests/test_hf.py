@@ -157,3 +157,31 @@ def test_pickle_weights_with_code_are_refused(tmp_path):
     with pytest.raises(ElectraError, match="cannot read weights safely"):
         load_task_model(folder)
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("cls_name,kind", [("ElectraModel", None), ("ElectraForPreTraining", "pretraining"),
+                                           ("ElectraForMaskedLM", "masked-lm"),
+                                           ("ElectraForSequenceClassification", "sequence")])
+def test_folders_written_by_transformers_import(tmp_path, cls_name, kind):
+    """Folders as transformers itself saves them (the layout of google/electra-* and hfl/chinese-electra-*),
+    including the bare ElectraModel layout with no 'electra.' prefix and an embedding projection."""
+    torch.manual_seed(0)
+    config = transformers.ElectraConfig(vocab_size=300, embedding_size=32, hidden_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=128, num_labels=3)
+    hf = getattr(transformers, cls_name)(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    x, tt, am = _batch(300)
+    real = am.bool()
+    with torch.no_grad():
+        out = hf(input_ids=x, token_type_ids=tt, attention_mask=am)
+        if kind is None:
+            ours = load_encoder(tmp_path / "hf").eval()
+            torch.testing.assert_close(ours(x, tt, am)[real], out.last_hidden_state[real], atol=1e-5, rtol=0)
+            return
+        ours = load_task_model(tmp_path / "hf").eval()
+        assert ours.kind == kind
+        logits = ours(x, tt, am)[1]
+        if kind == "sequence":
+            torch.testing.assert_close(logits, out.logits, atol=1e-5, rtol=0)
+        else:
+            torch.testing.assert_close(logits[real], out.logits[real], atol=1e-5, rtol=0)

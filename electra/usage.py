@@ -133,7 +133,7 @@ def fill_mask(gen: LoadedModel, text: str, top_k: int = 5) -> list[list[tuple[st
         raise ElectraError(f"the text has no {MASK_TEXT} to fill: {text!r}")
     x = torch.tensor([ids])
     _, logits = gen.model(x, torch.zeros_like(x), torch.ones_like(x))  # (1, T, V)
-    probs = logits[0, positions].float().softmax(-1)  # (M, V)
+    probs = logits[0, positions].float().softmax(-1)[:, :gen.tokenizer.get_vocab_size()]  # (M, V); ids with text
     p, idx = probs.topk(min(top_k, probs.size(-1)), dim=-1)
     return [[(gen.tokenizer.id_to_token(int(i)), float(q)) for q, i in zip(pr, ir)] for pr, ir in zip(p, idx)]
 
@@ -300,6 +300,7 @@ def infill_ids(gen: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.
         _, logits = gen.model(ids, tt, attention_mask)  # (B, T, V)
         logits = logits.float()
         logits[..., never] = float("-inf")  # never fill a blank with [CLS], [SEP], [PAD], [MASK] or [UNK]
+        logits[..., gen.tokenizer.get_vocab_size():] = float("-inf")  # nor with an id the tokenizer cannot write
         p, best = logits.softmax(-1).max(-1)  # (B, T)
         ids = torch.where(remask, best, ids)
         conf = torch.where(remask, p, conf)

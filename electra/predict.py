@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import sys
 from collections import Counter
@@ -137,9 +138,13 @@ def run(args: argparse.Namespace) -> int:
     if out_path is not None and out_path.exists() and not args.overwrite:
         raise ElectraError(f"{out_path} already exists; pass --overwrite to replace it")
     predictor = load(args.model, device=args.device)
-    source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8-sig")
-    with source:
-        items = [parse_line(line.rstrip("\n")) for line in source if line.strip()]
+    from electra.readers import read_utf8
+
+    try:  # a file that is not UTF-8 is an error naming its line (read_utf8); so is such standard input
+        text = sys.stdin.read() if args.input == "-" else read_utf8(args.input)
+    except UnicodeDecodeError as e:
+        raise ElectraError(f"standard input is not UTF-8 text ({e.reason})") from None
+    items = [parse_line(line.rstrip("\n")) for line in io.StringIO(text, newline=None) if line.strip()]
     results = []
     chunk = args.batch_size * 16  # encode and decode in chunks: bounded memory, a moving progress bar
     for start in tqdm(range(0, len(items), chunk), desc="predict", unit="chunk", file=sys.stderr,

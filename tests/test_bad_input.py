@@ -504,6 +504,12 @@ def predict_corrupt_task_metadata(t, fx):
     return ["predict", "--model", model, "--input", t / "texts.txt", "--output", t / "out.jsonl"]
 
 
+@case("{t}/texts.txt line 2: not UTF-8 text")
+def predict_input_not_utf8(t, fx):
+    write(t / "texts.txt", "a fine film\nun caf\xe9\n".encode("latin-1"))
+    return ["predict", "--model", fx.clf, "--input", t / "texts.txt", "--output", t / "out.jsonl"]
+
+
 @case("--batch-size 0 must be at least 1")
 def predict_zero_batch_size(t, fx):
     write(t / "texts.txt", "a film\n")

@@ -191,14 +191,16 @@ def load_study(path, overrides: list[str] = ()) -> StudyConfig:
 
 def check(cfg: StudyConfig) -> None:
     """Refuse a study that cannot run (before anything is trained or written)."""
+    from electra.tasks import get_task
+
     s = cfg.study
     if (s.budget is None) == (not s.wall_minutes):
         raise ElectraError(f"{cfg.source}: give exactly one of study.budget (FLOPs, e.g. \"1e15\") and "
                            f"study.wall_minutes")
     if s.budget is not None:
         flops = budget_flops(s.budget)
-        if flops <= 0:
-            raise ElectraError(f"study.budget={s.budget!r} must be > 0 FLOPs")
+        if not math.isfinite(flops) or flops <= 0:
+            raise ElectraError(f"study.budget={s.budget!r} must be a finite number of FLOPs > 0")
     if s.wall_minutes < 0:
         raise ElectraError(f"study.wall_minutes={s.wall_minutes} must be > 0")
     if s.convention not in CONVENTIONS:
@@ -212,8 +214,6 @@ def check(cfg: StudyConfig) -> None:
     if not s.name or "/" in s.name:
         raise ElectraError(f"study.name={s.name!r} must be a non-empty name without '/'")
     finetune_template(cfg)  # checks [finetune]
-    from electra.tasks import get_task
-
     for task in study_tasks(cfg):
         get_task(task.name)
         finetune_template(cfg, task)
@@ -701,8 +701,8 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         "study file tables (see configs/study/*.toml and docs/STUDY.md):\n"
         "  [study]    name, out (default runs/study/NAME), base (default configs/small.toml), budget (FLOPs, e.g.\n"
         "             \"1e15\") with convention (paper | 6N, default paper) or wall_minutes; seeds (default 3),\n"
-        "             warmup_fraction (default 0.1), probe_steps (default 30), tasks (default SST-2 + MRPC from\n"
-        "             ../shared/data)\n"
+        "             warmup_fraction (default 0.1), probe_steps (default 30), tasks: a list of {name, data,\n"
+        "             finetune} (default SST-2 + MRPC from ../shared/data; finetune = that task's own options)\n"
         "  [pretrain] overrides of the base run file by section: [pretrain.data] dir = ..., [pretrain.train] ...\n"
         "  [finetune] fine-tuning options for every job: epochs, lr, batch_size, max_train_examples, ...\n"
         "  [[run]]    kind, generator_hidden_fraction, mask_prob, name, pretrain (per-run overrides)\n"

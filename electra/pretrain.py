@@ -433,7 +433,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
     env = dist.init(t.device)
-    threads = torch.get_num_threads()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     try:
@@ -663,8 +663,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
                 result["report"] = str(write_report(run_dir))
                 say(f"report: {result['report']}")
         return result
-    finally:
+    finally:  # process-wide switches go back as they were (pretrain() may be one call in a longer program)
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
         dist.close(env)
 
 

@@ -342,6 +342,8 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise ElectraError(f"{out} already exists; pass --overwrite to replace it")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "metrics.json").is_file())):
+        raise ElectraError(f"refusing to overwrite {out}: it is not a fine-tuning output folder (no metrics.json)")
     model_dir = resolve_model_dir(cfg.model)
     model_cfg = model_config_from_hf(read_config(model_dir), where=str(model_dir / "config.json"))
     cfg = resolve(cfg, task, model_cfg)

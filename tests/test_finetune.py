@@ -271,6 +271,10 @@ def test_ft_bad_input_is_a_one_line_error(capsys, shared_data, en_model, zh_mode
     (tmp_path / "exists").mkdir()
     code = main(base + ["--out", str(tmp_path / "exists")])
     assert code == 2 and "already exists" in capsys.readouterr().err
+    (tmp_path / "exists/notes.txt").write_text("keep me")
+    code = main(base + ["--out", str(tmp_path / "exists"), "--overwrite"])
+    assert code == 2 and "not a fine-tuning output folder" in capsys.readouterr().err
+    assert (tmp_path / "exists/notes.txt").read_text() == "keep me"
 
 
 def test_ft_stsb_regression_and_mnli_matched_mismatched_glue_layouts(capsys, en_model, tmp_path):

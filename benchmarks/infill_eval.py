@@ -37,7 +37,7 @@ EVAL_SLICE_BYTES = 10 << 20
 
 
 def held_out_sentences(n: int, seed: int, min_words: int = 12, max_words: int = 40) -> list[str]:
-    """n sentences (at most 2 per document) from the documents past the training slice."""
+    """n sentences (at most 4 per document) from the documents past the training slice."""
     tarball = shared_data_dir() / "corpus/enwiki-2015-sample.tar.gz"
     train = extract_corpus_slice(tarball, REPO_ROOT / ".cache/slices/enwiki-8mb", TRAIN_SLICE_BYTES)
     wider = extract_corpus_slice(tarball, REPO_ROOT / ".cache/slices/enwiki-10mb", EVAL_SLICE_BYTES)
@@ -48,7 +48,7 @@ def held_out_sentences(n: int, seed: int, min_words: int = 12, max_words: int = 
         if i < seen:
             continue
         sents = [s for p in doc[1:] for s in split_sentences(p) if min_words <= len(s.split()) <= max_words]
-        pool += rng.sample(sents, min(2, len(sents)))
+        pool += rng.sample(sents, min(4, len(sents)))
     if len(pool) < n:
         raise SystemExit(f"only {len(pool)} held-out sentences found, asked for {n}")
     return rng.sample(pool, n)

@@ -331,7 +331,18 @@ def summarize(runs: list[dict]) -> tuple[dict, dict]:
 
 
 def finetune(cfg: FinetuneConfig, log=print) -> dict:
-    """Run a fine-tuning job end to end; returns the metrics written to OUT/metrics.json."""
+    """Run a fine-tuning job end to end; returns the metrics written to OUT/metrics.json. `cfg.threads` applies
+    for the job only (the caller's torch thread count is restored: studies call this in-process)."""
+    before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _finetune(cfg, log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _finetune(cfg: FinetuneConfig, log) -> dict:
     from electra.hf import export_task_model, model_config_from_hf, read_config
     from electra.tokenizer import save_tokenizer_folder, special_ids
 
@@ -350,8 +361,6 @@ def finetune(cfg: FinetuneConfig, log=print) -> dict:
     tokenizer = load_tokenizer_for(model_dir, cfg.tokenizer, model_cfg.vocab_size)
     pad_id = special_ids(tokenizer)["pad"]
     device = pick_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
 
     read_stats = Counter()
     data, dev_fraction = read_data(task, cfg, read_stats)

@@ -123,10 +123,12 @@ def test_ft_tiny_model_learns_sst2(capsys, shared_data, en_model, tmp_path):
 
 
 def test_ft_mrpc_double_unordered_and_submission(capsys, shared_data, en_model, tmp_path):
+    torch.set_num_threads(2)  # --threads 1 applies to the job only
     code, _, err = finetune(capsys, "--task", "mrpc", "--model", en_model, "--data", shared_data / "glue/MRPC",
                             "--out", tmp_path / "o", "--max-train-examples", 64, "--max-dev-examples", 50,
                             "--epochs", 1, "--max-seq-len", 64)
     assert code == 0, err
+    assert torch.get_num_threads() == 2
     m = json.loads((tmp_path / "o/metrics.json").read_text())
     assert m["counts"]["train_examples"] == 128  # 64 pairs + their (b, a) copies
     assert set(m["dev"]) == {"f1", "acc", "acc_and_f1"}

@@ -36,7 +36,7 @@ def test_pretrain_step_smoke_variable_length(capsys):
 def test_inference_smoke(capsys):
     pytest.importorskip("transformers")
     out = _run("inference.py", ["--smoke"], capsys)
-    for row in ("transformers fp32", "ours fp32", "ours bf16", "ours int8-dynamic"):
+    for row in ("transformers fp32", "ours fp32", "ours bf16"):
         assert row in out
     # ours fp32 and transformers fp32 agree (same weights): the logit-difference column of the reference row
     line = next(l for l in out.splitlines() if l.startswith("transformers fp32"))

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import warnings
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch

@@ -2,7 +2,7 @@
 
     groups = param_groups(model, lr=5e-4, weight_decay=0.01)                     # pretraining
     groups = param_groups(task_model, lr=1e-4, weight_decay=0.01, layer_decay=0.8, num_layers=12)  # fine-tuning
-    opt = build_optimizer(groups, lr=5e-4, eps=1e-6, bias_correction=True)
+    opt = build_optimizer(groups, "adamw", lr=5e-4, eps=1e-6)          # or "adamw-official", "lamb"
     sched = LambdaLR(opt, linear_schedule(warmup=10_000, total=1_000_000))
 
 - Weight decay 0.01 on everything but LayerNorm parameters and biases (official `exclude_from_weight_decay`).
@@ -12,8 +12,8 @@
 - Layer-wise LR decay for fine-tuning: the head gets lr, the top encoder layer lr*d, ..., the embeddings
   lr*d^(L+1). `official_depth=True` reproduces the official code, which puts the task head at depth L+2 (so the top
   layer gets lr*d^2, the embeddings lr*d^(L+2)).
-- AdamW with eps 1e-6. `bias_correction=False` gives the official `AdamWeightDecayOptimizer` update (no bias
-  correction, decay added to the update before the learning rate). LAMB for very large batches.
+- AdamW with eps 1e-6. `adamw-official` (`AdamWeightDecay`) gives the official `AdamWeightDecayOptimizer` update (no
+  bias correction, decay added to the update before the learning rate). LAMB for very large batches.
 """
 from __future__ import annotations
 
@@ -78,42 +78,13 @@ def linear_schedule(warmup: int, total: int, power: float = 1.0, min_factor: flo
     return factor
 
 
-def _adam_moments(state: dict, p: torch.Tensor, b1: float, b2: float):
-    """Update and return Adam's first and second moments of p's gradient (created at zero on first use)."""
-    if "exp_avg" not in state:
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m.mul_(b1).add_(p.grad, alpha=1 - b1)
-    v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-    return m, v
-
-
-class AdamWNoBiasCorrection(torch.optim.Optimizer):
+class AdamWeightDecay(torch.optim.Optimizer):
     """The official ELECTRA/BERT `AdamWeightDecayOptimizer`: Adam moments without bias correction and decoupled
-    weight decay added to the update: p -= lr * (m / (sqrt(v) + eps) + wd * p)."""
+    weight decay added to the update: p -= lr * (m / (sqrt(v) + eps) + wd * p). Subclasses switch on bias
+    correction and LAMB's per-tensor trust ratio."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                m, v = _adam_moments(self.state[p], p, b1, b2)
-                update = m / (v.sqrt() + group["eps"])
-                if group["weight_decay"]:
-                    update.add_(p, alpha=group["weight_decay"])
-                p.add_(update, alpha=-group["lr"])
-        return loss
-
-
-class Lamb(torch.optim.Optimizer):
-    """LAMB (You et al., 2020) for very large batches: the Adam(W) update scaled per tensor by ||p|| / ||update||."""
+    bias_correction = False
+    trust_ratio = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
@@ -127,17 +98,32 @@ class Lamb(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                state["step"] = state.get("step", 0) + 1
-                m, v = _adam_moments(state, p, b1, b2)
-                m_hat = m / (1 - b1 ** state["step"])
-                v_hat = v / (1 - b2 ** state["step"])
-                update = m_hat / (v_hat.sqrt() + group["eps"])
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                if self.bias_correction:
+                    m, v = m / (1 - b1 ** state["step"]), v / (1 - b2 ** state["step"])
+                update = m / (v.sqrt() + group["eps"])
                 if group["weight_decay"]:
                     update.add_(p, alpha=group["weight_decay"])
-                w_norm, u_norm = p.norm(), update.norm()
-                trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
-                p.add_(update * trust, alpha=-group["lr"])
+                if self.trust_ratio:  # LAMB: the step's norm is lr * ||p||, whatever the gradient's scale
+                    w_norm, u_norm = p.norm(), update.norm()
+                    update.mul_(torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm)))
+                p.add_(update, alpha=-group["lr"])
         return loss
+
+
+class Lamb(AdamWeightDecay):
+    """LAMB (You et al., 2020) for very large batches: the bias-corrected Adam(W) update scaled per tensor by
+    ||p|| / ||update||."""
+
+    bias_correction = True
+    trust_ratio = True
 
 
 OPTIMIZERS = ("adamw", "adamw-official", "lamb")
@@ -156,7 +142,7 @@ def build_optimizer(groups: list[dict], name: str = "adamw", lr: float = 1e-4, e
                 and len({p.device for p in params}) == 1
         return torch.optim.AdamW(clean, lr=lr, betas=betas, eps=eps, fused=fused)
     if name == "adamw-official":
-        return AdamWNoBiasCorrection(clean, lr=lr, betas=betas, eps=eps)
+        return AdamWeightDecay(clean, lr=lr, betas=betas, eps=eps)
     if name == "lamb":
         return Lamb(clean, lr=lr, betas=betas, eps=eps)
     raise ElectraError(f"unknown optimizer '{name}'; choose one of {', '.join(OPTIMIZERS)}")

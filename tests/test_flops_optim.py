@@ -8,7 +8,7 @@ import torch
 from electra.config import preset
 from electra.flops import paper_train_flops_per_example, report, sixn_train_flops_per_token
 from electra.model import TaskModel
-from electra.optim import AdamWNoBiasCorrection, Lamb, build_optimizer, linear_schedule, param_groups
+from electra.optim import AdamWeightDecay, Lamb, build_optimizer, linear_schedule, param_groups
 
 
 def test_electra_small_paper_flops():
@@ -66,7 +66,7 @@ def test_layerwise_lr_decay_and_official_off_by_one():
 
 def test_official_adamw_has_no_bias_correction():
     p = torch.nn.Parameter(torch.ones(3))
-    opt = AdamWNoBiasCorrection([p], lr=0.1, eps=1e-6, weight_decay=0.01)
+    opt = AdamWeightDecay([p], lr=0.1, eps=1e-6, weight_decay=0.01)
     p.grad = torch.full((3,), 2.0)
     opt.step()
     m, v = 0.1 * 2.0, 0.001 * 4.0

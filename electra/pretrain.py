@@ -487,6 +487,10 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
                 if ck_meta["model"] != ecfg.to_dict():
                     raise ElectraError(f"{ckpt} was trained with another model config; resume with the run's own "
                                        f"settings ({run_dir / 'config.json'})")
+                saved_optim = ck_meta.get("config", {}).get("optim", {}).get("name", o.name)
+                if saved_optim != o.name:
+                    raise ElectraError(f"{ckpt} was trained with optim.name='{saved_optim}', not '{o.name}': its "
+                                       f"optimizer state does not fit; resume with --optim.name={saved_optim}")
                 checkpoint.load_weights(objective, ckpt)
                 state = checkpoint.load_state(ckpt, optimizer)
                 scaler.load_state_dict(state["scaler"])

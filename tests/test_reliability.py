@@ -5,7 +5,8 @@
 - Inf gradients with a finite loss are skipped and counted like a NaN loss;
 - through the command line, a run whose gradients stay non-finite stops with exit code 2, one error line that says
   what to try, and a checkpoint that `--resume` continues from;
-- `optim.clip_norm = 0` (clipping off) trains normally (it used to make every step look non-finite).
+- `optim.clip_norm = 0` (clipping off) trains normally (it used to make every step look non-finite);
+- resuming with another optim.name is refused (its optimizer state would not fit).
 
     .venv/bin/pytest -q tests/test_reliability.py
 """
@@ -14,9 +15,12 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from electra import checkpoint, optim
 from electra.cli import main
 from electra.config import preset
+from electra.errors import ElectraError
 from electra.objective import build_objective
 from electra.pretrain import load_pretrain_config, pretrain
 from electra.sources import REPO_ROOT
@@ -101,3 +105,14 @@ def test_clipping_off_trains_normally(tmp_path, debug_overrides):
     train = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in train if r["kind"] == "train"] == [1, 2, 3]
     assert all(r["grad_norm"] > 0 and math.isfinite(r["grad_norm"]) for r in train if r["kind"] == "train")
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path, debug_overrides):
+    """Resuming with a different optim.name would load one optimizer's state into another: refused in one line."""
+    out = tmp_path / "run"
+    pretrain(load_pretrain_config(DEBUG, debug_overrides(out, "--train.steps=2", "--train.eval_every=0")))
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    with pytest.raises(ElectraError, match=r"optim.name='adamw', not 'lamb'.*--optim.name=adamw"):
+        pretrain(load_pretrain_config(DEBUG, debug_overrides(out, "--train.steps=4", "--train.eval_every=0",
+                                                             "--optim.name=lamb")), resume=True)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before  # nothing written

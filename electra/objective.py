@@ -186,18 +186,23 @@ class Electra(nn.Module):
         """The generator is trained by maximum likelihood (MLM); the adversarial variant overrides this."""
         return mlm_loss
 
+    def corrupt(self, input_ids, token_type_ids, attention_mask, generator=None):
+        """Steps 1-2, shared with the Replace-MLM variants: mask, run the generator (maximum likelihood on the chosen
+        positions), sample replacements without gradient. Returns (masked, gen_logits, mlm_loss, mlm_acc, sampled,
+        corrupted)."""
+        masked = self.mask(input_ids, attention_mask, generator)
+        gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
+        mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
+        sampled = self.sample(gen_logits, masked, generator)
+        corrupted = input_ids.scatter(1, masked.positions, sampled)
+        return masked, gen_logits, mlm_loss, mlm_acc, sampled, corrupted
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        masked = self.mask(input_ids, attention_mask, generator)
-
-        # 1. Generator: maximum likelihood on the chosen positions.
-        gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-        mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
-
-        # 2. Sample replacements (no gradient), build the corrupted input and the labels.
-        sampled = self.sample(gen_logits, masked, generator)
-        corrupted = input_ids.scatter(1, masked.positions, sampled)
+        # 1-2. Generator by maximum likelihood; sampled replacements (no gradient) make the corrupted input.
+        masked, gen_logits, mlm_loss, mlm_acc, sampled, corrupted = self.corrupt(
+            input_ids, token_type_ids, attention_mask, generator)
         labels = (corrupted != input_ids).long()  # a sample equal to the original is "original"
 
         # 3. Discriminator: replaced-token detection over every non-pad token.

@@ -154,11 +154,7 @@ class ReplaceMLM(Electra):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        masked = self.mask(input_ids, attention_mask, generator)
-        gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-        gen_mlm, gen_acc = masked_lm_loss(gen_logits, masked)
-        sampled = self.sample(gen_logits, masked, generator)
-        corrupted = input_ids.scatter(1, masked.positions, sampled)
+        masked, _, gen_mlm, gen_acc, _, corrupted = self.corrupt(input_ids, token_type_ids, attention_mask, generator)
         h = self.discriminator(corrupted, token_type_ids, attention_mask)  # (B, T, H)
         if self.all_tokens:
             main_loss, acc = self._all_tokens_loss(h, corrupted, input_ids, attention_mask)

@@ -16,6 +16,7 @@ tokens/s, peak memory, MFU in both FLOP conventions (GPU only) and the ratio our
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -85,9 +86,9 @@ class Reference(torch.nn.Module):
         return gen_out.loss + 50.0 * disc_out.loss
 
 
-def make_step(model, forward, device, dtype):
+def make_step(model, forward, device, dtype, fused=None):
+    """fused=None: build_optimizer's default (the fused AdamW kernel on CPU and CUDA); False: the per-parameter loop."""
     groups = param_groups(model, lr=5e-4, weight_decay=0.01)
-    fused = True if device.type == "cuda" else None
     opt = build_optimizer(groups, "adamw", lr=5e-4, eps=1e-6, fused=fused)
     amp = dtype != torch.float32
 
@@ -122,6 +123,9 @@ def main(argv=None):
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="autocast dtype (default: fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile both models")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of transformers, time our step three ways: as is (fused AdamW, --dtype), with "
+                        "the per-parameter AdamW loop, and under bf16 autocast (docs/PERFORMANCE.md rows 5 and 6)")
     p.add_argument("--smoke", action="store_true", help="tiny shapes, 2 steps: checks the script runs")
     args = p.parse_args(argv)
     if args.smoke:
@@ -133,14 +137,24 @@ def main(argv=None):
     torch.manual_seed(0)
     cfg = preset(args.preset, vocab_size=args.vocab_size)
     ours = build_objective(cfg, SPECIAL).to(device).train()
-    ref = Reference(cfg).to(device).train()
-    run_ours, run_ref = ours, ref
-    if args.compile:
-        run_ours, run_ref = torch.compile(ours), torch.compile(ref)
-    steps = {
-        "ours": make_step(ours, lambda i, t, a: run_ours(i, t, a)["loss"], device, dtype),
-        "transformers": make_step(ref, run_ref, device, dtype),
-    }
+    if args.ablation:  # each variant trains its own copy from the same initial weights
+        copies = [copy.deepcopy(ours) for _ in range(2)]
+        steps = {
+            "ours": make_step(ours, lambda i, t, a: ours(i, t, a)["loss"], device, dtype),
+            "loop AdamW": make_step(copies[0], lambda i, t, a: copies[0](i, t, a)["loss"], device, dtype,
+                                    fused=False),
+            "bf16 autocast": make_step(copies[1], lambda i, t, a: copies[1](i, t, a)["loss"], device,
+                                       torch.bfloat16),
+        }
+    else:
+        ref = Reference(cfg).to(device).train()
+        run_ours, run_ref = ours, ref
+        if args.compile:
+            run_ours, run_ref = torch.compile(ours), torch.compile(ref)
+        steps = {
+            "ours": make_step(ours, lambda i, t, a: run_ours(i, t, a)["loss"], device, dtype),
+            "transformers": make_step(ref, run_ref, device, dtype),
+        }
     batches = make_batches(args.warmup + args.steps, args.batch_size, args.seq_len, args.vocab_size,
                            args.variable_length)
     warm = {}
@@ -187,7 +201,9 @@ def main(argv=None):
         mfu = lambda f: f"{100 * tps * f / peak_flops:.1f}%" if peak_flops else "-"  # noqa: E731
         print(f"{name:<14}{1000 * m:>10.1f}{tps:>12.0f}{peak.get(name, float('nan')):>10.0f}{mfu(sixn):>9}"
               f"{mfu(paper):>11}{warm[name]:>11.1f}")
-    print(f"ratio ours/transformers (throughput): {med['transformers'] / med['ours']:.2f}x")
+    for name in steps:
+        if name != "ours":
+            print(f"ratio ours/{name} (throughput): {med[name] / med['ours']:.2f}x")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Checkpoints: atomic save, verified load, resume, and turning a run or checkpoint into a Hugging Face folder.
 
-    path = save_checkpoint(run_dir, step, objective, optimizer, state, meta, keep=3)   # RUN/checkpoints/step_XXXXXXX
+    path = save_checkpoint(run_dir, step, objective, optimizer, state, meta, keep=3)   # RUN/checkpoints/step_NNNNNNN
     ckpt = latest_valid(run_dir)              # newest checkpoint whose checksums verify (older ones as fallback)
     objective, meta = load_objective(run_dir) # a run folder or one checkpoint folder -> the module, on CPU
     hf_dir = resolve_model_dir(path)          # HF folder as is; our run/checkpoint -> exported RUN/hf/discriminator
@@ -65,7 +65,7 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def save_checkpoint(run_dir, step: int, objective: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     state: dict, meta: dict, keep: int = 3) -> Path:
-    """Write RUN/checkpoints/step_XXXXXXX atomically, point `latest` at it, keep the newest `keep` (0 = all).
+    """Write RUN/checkpoints/step_NNNNNNN atomically, point `latest` at it, keep the newest `keep` (0 = all).
 
     `objective` must be the raw module (not compiled, not DDP). `state` (tensors, numbers, strings) goes to state.pt;
     `meta` (JSON) to checkpoint.json with the checksums. A failed write raises ElectraError and changes nothing."""
@@ -103,7 +103,7 @@ def save_checkpoint(run_dir, step: int, objective: torch.nn.Module, optimizer: t
 
 
 def _point_latest(root: Path, name: str) -> None:
-    """RUN/checkpoints/latest -> step_XXXXXXX (a relative symlink, replaced atomically); best effort."""
+    """RUN/checkpoints/latest -> step_NNNNNNN (a relative symlink, replaced atomically); best effort."""
     link = root / "latest"
     tmp = root / f".latest.tmp-{os.getpid()}"
     try:
@@ -263,7 +263,7 @@ def export_hf(objective: torch.nn.Module, meta: dict, out_dir, overwrite: bool =
 
 def resolve_model_dir(path, which: str = "discriminator") -> Path:
     """A model folder for fine-tuning and the usage commands. An HF folder is returned as is; a run folder or a
-    checkpoint folder of ours is exported once to RUN/hf (the newest checkpoint) or RUN/hf/step_XXXXXXX (an older
+    checkpoint folder of ours is exported once to RUN/hf (the newest checkpoint) or RUN/hf/step_NNNNNNN (an older
     one) and that HF folder is returned. `which`: discriminator or generator (an MLM-only run has just `mlm`)."""
     if which not in ("discriminator", "generator"):
         raise ElectraError(f"which='{which}' must be discriminator or generator")

@@ -19,7 +19,7 @@ where shard = micro-step * world_size + rank names the slice of the global batch
 2-process run sees the same masks as 1 process with 2 accumulation steps. Metrics stay on the device and are read
 once per log interval; the only per-step host read is the finite-loss check (a NaN/Inf step is skipped).
 
-Run folder: config.json (resolved), metrics.jsonl, tb/, tokenizer/, checkpoints/step_XXXXXXX/, hf/discriminator +
+Run folder: config.json (resolved), metrics.jsonl, tb/, tokenizer/, checkpoints/step_NNNNNNN/, hf/discriminator +
 hf/generator, curves.png + report.html.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reliability cases that tests/test_checkpoint.py and tests/test_pretrain.py leave open (issue 7, items 1 and 2):
 
-- a checkpoint save killed half-way leaves a `.step_XXXXXXX.tmp-PID` folder: resume ignores it and the next save
+- a checkpoint save killed half-way leaves a `.step_NNNNNNN.tmp-PID` folder: resume ignores it and the next save
   removes it (it would otherwise hold a checkpoint's worth of disk forever);
 - Inf gradients with a finite loss are skipped and counted like a NaN loss;
 - through the command line, a run whose gradients stay non-finite stops with exit code 2, one error line that says

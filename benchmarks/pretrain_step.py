@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from electra.config import preset  # noqa: E402
 from electra.flops import paper_train_flops_per_example, sixn_train_flops_per_token  # noqa: E402
 from electra.hf import hf_config  # noqa: E402
-from electra.objective import build_objective, gumbel_sample  # noqa: E402
+from electra.objective import gumbel_sample  # noqa: E402
+from electra.objectives import build_objective  # noqa: E402
 from electra.optim import build_optimizer, param_groups  # noqa: E402
 
 SPECIAL = dict(pad=0, unk=100, cls=101, sep=102, mask=103)

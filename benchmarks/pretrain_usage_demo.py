@@ -5,7 +5,7 @@ offline here, so the usage docs need a model trained on this machine; on CPU it 
     .venv/bin/python benchmarks/pretrain_usage_demo.py --minutes 25 --out runs/usage-demo
 
 The data pipeline is the project's own (`electra tokenizer import` of the BERT uncased vocab, `electra prepare` on
-the first 8 MB of the English Wikipedia sample); the objective is `electra.objective.build_objective`; the loop is a
+the first 8 MB of the English Wikipedia sample); the objective is `electra.objectives.build_objective`; the loop is a
 plain AdamW loop with the official warm-up + linear decay (`electra.optim`). The model: discriminator 4 layers,
 hidden 128, 4 heads, FFN 512, embedding 128; generator at 1/2 width (the paper finds 1/4-1/2 best). Output:
 `OUT/hf/discriminator` and `OUT/hf/generator` (HF folders with the tokenizer). Articles past the first 8 MB of the
@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from electra.config import preset
-from electra.data import PackConfig, PretrainLoader, prepare
+from electra.data import PackConfig, prepare
 from electra.hf import export_pretraining, load_task_model
-from electra.objective import build_objective
+from electra.loader import PretrainLoader
+from electra.objectives import build_objective
 from electra.optim import build_optimizer, clip_grad_norm, linear_schedule, param_groups, set_lr
 from electra.sources import REPO_ROOT, extract_corpus_slice, shared_data_dir
 from electra.tokenizer import save_tokenizer_folder, tokenizer_from_vocab

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from electra.errors import ElectraError
+from electra.files import write_json
 
 FORMAT = 1
 PREFIX = "step_"
@@ -52,13 +53,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Saving
 
@@ -85,7 +79,7 @@ def save_checkpoint(run_dir, step: int, objective: torch.nn.Module, optimizer: t
         for name in FILES:
             _fsync(tmp / name)
         files = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in FILES}
-        _write_json(tmp / META, {**meta, "format": FORMAT, "step": step, "files": files})
+        write_json(tmp / META, {**meta, "format": FORMAT, "step": step, "files": files}, fsync=True, sort_keys=True)
         _fsync(tmp)
         if final.exists():  # the same step saved again (e.g. the final save right after a periodic one)
             shutil.rmtree(final)
@@ -228,7 +222,7 @@ def load_objective(path) -> tuple[torch.nn.Module, dict]:
     """A run folder (its newest valid checkpoint) or a checkpoint folder -> (objective module in eval mode, meta).
     meta is checkpoint.json plus `checkpoint` (the folder) and `run_dir`."""
     from electra.config import electra_config_from_dict
-    from electra.objective import build_objective
+    from electra.objectives import build_objective
 
     ckpt = _checkpoint_of(path)
     meta = verify(ckpt)
@@ -254,10 +248,7 @@ def export_hf(objective: torch.nn.Module, meta: dict, out_dir, overwrite: bool =
 
     out = Path(out_dir)
     written = export_pretraining(objective, out, tokenizer_dir=tokenizer_dir(meta), overwrite=overwrite)
-    source = {"checkpoint": Path(meta["checkpoint"]).name, "step": meta["step"]}
-    tmp = out / f".source.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(source) + "\n")
-    os.replace(tmp, out / "source.json")
+    write_json(out / "source.json", {"checkpoint": Path(meta["checkpoint"]).name, "step": meta["step"]})
     return written
 
 

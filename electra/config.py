@@ -65,8 +65,28 @@ class ModelConfig:
 
 
 @dataclass
+class TwoStageOptions:
+    """Knobs only objective 'two-stage' reads (variants.TwoStage); `[objective] two_stage_<knob>` in a run file."""
+
+    switch: int = 0  # generator-only forward passes (micro-batches) before the discriminator
+
+
+@dataclass
+class AdversarialOptions:
+    """Knobs only objective 'adversarial' reads (variants.Adversarial); `[objective] adversarial_<knob>`."""
+
+    mle_weight: float = 0.0  # weight of an MLE term added to the REINFORCE loss
+
+
+# A variant's own section of ObjectiveConfig: attribute -> options. Run files, checkpoints and `preset()` keep one flat
+# [objective] table, where knob `k` of section `s` is the key `s_k` (two_stage_switch); objective_keys() lists them.
+VARIANT_SECTIONS: dict[str, type] = {"two_stage": TwoStageOptions, "adversarial": AdversarialOptions}
+
+
+@dataclass
 class ObjectiveConfig:
-    """The pretraining objective: masking, sampling and the loss mix (google-research/electra defaults)."""
+    """The pretraining objective: masking, sampling and the loss mix (google-research/electra defaults), plus one
+    typed section per variant that has knobs of its own (VARIANT_SECTIONS)."""
 
     kind: str = "electra"  # electra | mlm | electra-15 | replace-mlm | all-tokens-mlm | adversarial | gdes | two-stage
     mask_prob: float = 0.15  # fraction of non-special tokens selected for prediction (0.25 for large)
@@ -77,8 +97,8 @@ class ObjectiveConfig:
     disc_weight: float = 50.0  # weight of the discriminator's replaced-token-detection loss (lambda in the paper)
     temperature: float = 1.0  # sampling temperature for the generator's Gumbel-max sample
     disallow_correct: bool = False  # official `disallow_correct`: never sample the original token
-    two_stage_switch: int = 0  # two-stage: generator-only forward passes (micro-batches) before the discriminator
-    adversarial_mle_weight: float = 0.0  # adversarial: weight of an MLE term added to the REINFORCE loss
+    two_stage: TwoStageOptions = field(default_factory=TwoStageOptions)
+    adversarial: AdversarialOptions = field(default_factory=AdversarialOptions)
 
     def __post_init__(self):
         if self.kind not in OBJECTIVES:
@@ -94,7 +114,7 @@ class ObjectiveConfig:
             raise ElectraError(f"max_predictions={self.max_predictions} must be >= 0 (0 = automatic)")
         if self.temperature <= 0:
             raise ElectraError(f"temperature={self.temperature} must be > 0")
-        if self.kind == "two-stage" and self.two_stage_switch <= 0:
+        if self.kind == "two-stage" and self.two_stage.switch <= 0:
             raise ElectraError("objective kind='two-stage' needs two_stage_switch > 0 (generator-only forward passes)")
         if self.gen_weight < 0 or self.disc_weight < 0:
             raise ElectraError("gen_weight and disc_weight must be >= 0")
@@ -102,6 +122,31 @@ class ObjectiveConfig:
     def predictions_per_seq(self, seq_len: int) -> int:
         """The static number of prediction slots per sequence (official `max_predictions_per_seq`)."""
         return self.max_predictions or max(1, int((self.mask_prob + 0.005) * seq_len))
+
+    def to_dict(self) -> dict:
+        """The flat [objective] table, as run files and checkpoints hold it (a variant's knob as `section_knob`)."""
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in VARIANT_SECTIONS}
+        for section in VARIANT_SECTIONS:
+            flat.update({f"{section}_{k}": v for k, v in dataclasses.asdict(getattr(self, section)).items()})
+        return flat
+
+
+def objective_keys() -> dict[str, Any]:
+    """Every key of the flat [objective] table -> its type: the shared fields, then each variant's `section_knob`."""
+    hints = {k: v for k, v in typing.get_type_hints(ObjectiveConfig).items() if k not in VARIANT_SECTIONS}
+    for section, cls in VARIANT_SECTIONS.items():
+        hints.update({f"{section}_{k}": v for k, v in typing.get_type_hints(cls).items()})
+    return hints
+
+
+def objective_from_dict(values: dict, where: str = "objective") -> ObjectiveConfig:
+    """An ObjectiveConfig from the flat [objective] table (inverse of ObjectiveConfig.to_dict); strict, as from_dict."""
+    typed = typed_table(values, objective_keys(), where, what="objective")
+    sections = {}
+    for section, cls in VARIANT_SECTIONS.items():
+        prefix = f"{section}_"
+        sections[section] = cls(**{k[len(prefix):]: typed.pop(k) for k in list(typed) if k.startswith(prefix)})
+    return ObjectiveConfig(**typed, **sections)
 
 
 @dataclass
@@ -137,7 +182,7 @@ class ElectraConfig:
     def to_dict(self) -> dict:
         return {
             "discriminator": dataclasses.asdict(self.discriminator),
-            "objective": dataclasses.asdict(self.objective),
+            "objective": self.objective.to_dict(),
             "generator_hidden_fraction": self.generator_hidden_fraction,
             "generator_layers_fraction": self.generator_layers_fraction,
         }
@@ -166,20 +211,20 @@ LAYERWISE_LR_DECAY = {"tiny": 0.8, "small": 0.8, "base": 0.8, "large": 0.9}
 
 
 def preset(name: str, **overrides: Any) -> ElectraConfig:
-    """An ElectraConfig for a preset; `overrides` may name ModelConfig or ObjectiveConfig fields or the fractions."""
+    """An ElectraConfig for a preset; `overrides` may name ModelConfig fields, [objective] keys or the fractions."""
     if name not in PRESETS:
-        raise ElectraError(f"unknown preset '{name}'{_suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}")
+        raise ElectraError(f"unknown preset '{name}'{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}")
     values = {**PRESETS[name], **overrides}
     model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
-    objective_keys = {f.name for f in dataclasses.fields(ObjectiveConfig)}
-    top_keys = {"generator_hidden_fraction", "generator_layers_fraction"}
-    known = model_keys | objective_keys | top_keys
+    objective = set(objective_keys())
+    top_keys = {f.name for f in dataclasses.fields(Fractions)}
+    known = model_keys | objective | top_keys
     unknown = [k for k in values if k not in known]
     if unknown:
-        raise ElectraError(f"unknown config key '{unknown[0]}'{_suggest(unknown[0], known)}")
+        raise ElectraError(f"unknown config key '{unknown[0]}'{suggest(unknown[0], known)}")
     return ElectraConfig(
         discriminator=from_dict(ModelConfig, {k: v for k, v in values.items() if k in model_keys}),
-        objective=from_dict(ObjectiveConfig, {k: v for k, v in values.items() if k in objective_keys}),
+        objective=objective_from_dict({k: v for k, v in values.items() if k in objective}, where=""),
         **{k: v for k, v in values.items() if k in top_keys},
     )
 
@@ -188,14 +233,16 @@ def electra_config_from_dict(d: dict) -> ElectraConfig:
     """Inverse of ElectraConfig.to_dict (used by checkpoints); strict."""
     d = dict(d)
     disc = from_dict(ModelConfig, d.pop("discriminator", {}), where="discriminator")
-    obj = from_dict(ObjectiveConfig, d.pop("objective", {}), where="objective")
+    obj = objective_from_dict(d.pop("objective", {}), where="objective")
     d.pop("generator", None)  # derived, written for readers only
-    top = from_dict(_Fractions, d)
+    top = from_dict(Fractions, d)
     return ElectraConfig(discriminator=disc, objective=obj, **dataclasses.asdict(top))
 
 
 @dataclass
-class _Fractions:
+class Fractions:
+    """The generator's size relative to the discriminator (ElectraConfig's keys besides its parts)."""
+
     generator_hidden_fraction: float = 0.25
     generator_layers_fraction: float = 1.0
 
@@ -206,17 +253,23 @@ class _Fractions:
 
 def from_dict(cls, values: dict, where: str = ""):
     """Build dataclass `cls` from `values`, refusing unknown keys (with a suggestion) and wrong types."""
-    if not isinstance(values, dict):
-        raise ElectraError(f"{where or cls.__name__} must be a table of keys, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    kwargs = {}
+    fields = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+    return cls(**typed_table(values, fields, where, what=cls.__name__))
+
+
+def typed_table(values: dict, hints: dict, where: str = "", what: str = "config") -> dict:
+    """`values` with every key checked against `hints` (key -> type): an unknown key is an error suggesting the
+    closest one, a value of the wrong type an error naming `where.key`."""
+    if not isinstance(values, dict):
+        raise ElectraError(f"{where or what} must be a table of keys, got {type(values).__name__}")
+    typed = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else key
-        if key not in fields:
-            raise ElectraError(f"unknown config key '{path}'{_suggest(key, fields)}")
-        kwargs[key] = coerce(value, hints[key], path)
-    return cls(**kwargs)
+        if key not in hints:
+            raise ElectraError(f"unknown config key '{path}'{suggest(key, hints)}")
+        typed[key] = coerce(value, hints[key], path)
+    return typed
 
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # types.UnionType: `X | None` (Python 3.10+)
@@ -268,7 +321,11 @@ def _check_positive(obj, name):
         raise ElectraError(f"{name}={value!r} must be a positive integer")
 
 
-def _suggest(key: str, known) -> str:
+def suggest(key: str, known) -> str:
+    """" (did you mean 'x'?)" for the closest known name, or "" when none is close."""
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_suggest = suggest  # alias for electra.study (lead removes)
 

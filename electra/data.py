@@ -1,4 +1,4 @@
-"""Corpus -> packed, memory-mapped token shards (offline), and the trivial resumable, rank-strided loader that reads them.
+"""Corpus -> packed, memory-mapped token shards, offline; electra/loader.py reads them back.
 
 `electra prepare` streams documents from `electra.readers`, splits paragraphs into sentences, tokenizes them in
 batches across `--workers` processes and packs them as google-research/electra's `build_pretraining_dataset.py`
@@ -20,9 +20,6 @@ The run writes into `DIR.tmp-prepare` and renames it to DIR at the end, so an in
 that looks complete; re-running with the same settings continues after the last finished shard, with other settings
 it starts clean. Batches of documents are fixed by the input alone and each has its own random stream
 (`seed`, batch number), so the bytes do not depend on the worker count. Memory is bounded by a few batches in flight.
-
-`PretrainLoader(dir, batch_size=32, rank=r, world_size=w, seed=s)` yields padded torch batches, shuffled per epoch
-from `seed + epoch`, rank-strided, with `state_dict()` / `load_state_dict()` to resume at the next example.
 """
 from __future__ import annotations
 
@@ -40,13 +37,13 @@ from typing import Iterator
 import numpy as np
 
 from electra.errors import ElectraError
+from electra.files import write_json
+from electra.loader import FORMAT_VERSION
+from electra.loader import PretrainDataset, PretrainLoader  # re-export for electra.study, tests (lead removes)
 from electra.readers import FORMATS, ReadStats, expand_inputs, iter_documents, make_converter, split_sentences
 from electra.tokenizer import SPECIAL_TOKENS, fingerprint, load_tokenizer, save_tokenizer_folder, special_ids
 
-FORMAT_VERSION = 1
 SPLITS = ("train", "valid")
-META_KEYS = ("format_version", "vocab_size", "seq_len", "pad_id", "unk_id", "cls_id", "sep_id", "mask_id",
-             "num_train", "num_valid", "num_train_tokens", "tokenizer_fingerprint", "seed", "dtype", "shards")
 
 
 @dataclass(frozen=True)
@@ -198,12 +195,6 @@ def _batches(docs: Iterator[list[str]], batch_chars: int) -> Iterator[tuple[int,
         yield index, first, batch
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 class _ShardWriter:
     """Appends packed batches to the current shard of each split; `close_shard` makes a resume point."""
 
@@ -248,7 +239,7 @@ class _ShardWriter:
                 "num_examples": len(offsets) - 1, "num_tokens": int(offsets[-1]),
             })
         self.progress.update(batches_done=batches_done, counts=dict(counts))
-        _write_json(self.root / "progress.json", self.progress)
+        write_json(self.root / "progress.json", self.progress, fsync=True)
 
     def discard_open(self) -> None:
         for split in SPLITS:
@@ -269,19 +260,8 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
     workers > 0 starts processes with "spawn", which re-imports the calling script: call this from under
     `if __name__ == "__main__":` in scripts (the CLI and `python -m` modules are fine).
     """
-    from tqdm import tqdm
-
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ElectraError(f"output folder {out} exists; pass --overwrite to replace it")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
-        raise ElectraError(f"refusing to overwrite {out}: it is not a prepared data folder (no meta.json)")
-    if config.seq_len < 8:
-        raise ElectraError(f"--seq-len must be at least 8, got {config.seq_len}")
-    if not 0 <= config.valid_fraction < 1:
-        raise ElectraError(f"--valid-fraction must be in [0, 1), got {config.valid_fraction}")
-    if workers < 0:
-        raise ElectraError(f"--workers must be >= 0, got {workers}")
+    _check_request(out, overwrite, config, workers)
     tok = load_tokenizer(tokenizer)
     ids = special_ids(tok)
     make_converter(config.opencc)  # fail now, not in a worker
@@ -294,77 +274,17 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
     total_bytes = sum(size for _, size, _ in signature["inputs"])
 
     tmp = out.with_name(out.name + ".tmp-prepare")
-    state = {"signature": signature, "shards": {s: [] for s in SPLITS}, "batches_done": 0, "counts": {}}
-    if (tmp / "progress.json").is_file():
-        previous = json.loads((tmp / "progress.json").read_text())
-        if previous.get("signature") == signature:
-            state = previous
-            print(f"resuming {tmp}: {len(state['shards']['train'])} shard(s), {state['batches_done']} batches done",
-                  file=sys.stderr)
-        else:
-            print(f"{tmp} holds an interrupted run with other settings; starting clean", file=sys.stderr)
-    if state["batches_done"] == 0 and tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
-    _write_json(tmp / "progress.json", state)
-
-    counts = {"documents": 0, **state["counts"]}
-    done = [state["batches_done"]]  # batches written so far
-    stats = ReadStats()
+    state = _start_tmp(tmp, signature)
     writer = _ShardWriter(tmp, dtype, state)
-    tok_json = tok.to_str()
-    pool = None
-    if workers == 0:
-        _init_worker(tok_json, config, in_process=True)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(tok_json, config))
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, mininterval=1.0,
-               disable=not progress_bar, smoothing=0.1)
-    pending: deque = deque()
-
-    def write_one() -> None:
-        index, future = pending.popleft()
-        writer.add(future.result() if pool else future)
-        done[0] = index + 1
-        if writer.shard_tokens >= config.shard_tokens:
-            writer.close_shard(done[0], counts)
-            writer.open()
-
-    try:
-        docs = iter_documents(inputs, fmt=fmt, text_field=text_field, stats=stats)
-        for index, first_doc, batch in _batches(docs, config.batch_chars):
-            counts["documents"] = first_doc + len(batch)
-            bar.update(stats.disk_bytes - bar.n)
-            if index < state["batches_done"]:
-                continue
-            pending.append((index, pool.submit(_pack_batch, index, first_doc, batch) if pool
-                            else _pack_batch(index, first_doc, batch)))
-            while len(pending) > 2 * max(workers, 1) or (not pool and pending):
-                write_one()
-        while pending:
-            write_one()
-        bar.update(stats.disk_bytes - bar.n)
-    except BaseException as e:
-        writer.discard_open()  # keep only finished shards: the resume point
-        if isinstance(e, ElectraError):  # bad input: re-running cannot resume past it, and fixing it starts clean
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        bar.close()
-        if pool:
-            pool.shutdown(cancel_futures=True)
-
+    counts, done, stats = _pack_all(inputs, tok.to_str(), config, workers, fmt, text_field, writer, total_bytes,
+                                    progress_bar)
     for line in stats.warnings():
         print(line, file=sys.stderr)
     if counts["documents"] == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise stats.no_text_error(inputs)
     if writer.has_data or not state["shards"]["train"]:
-        writer.close_shard(done[0], counts)
+        writer.close_shard(done, counts)
     else:
         writer.discard_open()
 
@@ -385,7 +305,108 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
         "shards": shards,
     }
     (tmp / "progress.json").unlink()
-    _write_json(tmp / "meta.json", meta)
+    write_json(tmp / "meta.json", meta, fsync=True)
+    _publish(tmp, out)
+    return meta
+
+
+def _check_request(out: Path, overwrite: bool, config: PackConfig, workers: int) -> None:
+    """Refuse a bad request before any work: an existing (or foreign) output folder, a bad length or fraction."""
+    if out.exists() and not overwrite:
+        raise ElectraError(f"output folder {out} exists; pass --overwrite to replace it")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
+        raise ElectraError(f"refusing to overwrite {out}: it is not a prepared data folder (no meta.json)")
+    if config.seq_len < 8:
+        raise ElectraError(f"--seq-len must be at least 8, got {config.seq_len}")
+    if not 0 <= config.valid_fraction < 1:
+        raise ElectraError(f"--valid-fraction must be in [0, 1), got {config.valid_fraction}")
+    if workers < 0:
+        raise ElectraError(f"--workers must be >= 0, got {workers}")
+
+
+def _start_tmp(tmp: Path, signature: dict) -> dict:
+    """The progress of OUT.tmp-prepare: an interrupted run's when its signature (inputs, tokenizer, settings) is
+    this one's, else a fresh start in an emptied folder."""
+    state = {"signature": signature, "shards": {s: [] for s in SPLITS}, "batches_done": 0, "counts": {}}
+    if (tmp / "progress.json").is_file():
+        previous = json.loads((tmp / "progress.json").read_text())
+        if previous.get("signature") == signature:
+            state = previous
+            print(f"resuming {tmp}: {len(state['shards']['train'])} shard(s), {state['batches_done']} batches done",
+                  file=sys.stderr)
+        else:
+            print(f"{tmp} holds an interrupted run with other settings; starting clean", file=sys.stderr)
+    if state["batches_done"] == 0 and tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    write_json(tmp / "progress.json", state, fsync=True)
+    return state
+
+
+def _pack_all(inputs: list[str], tok_json: str, config: PackConfig, workers: int, fmt: str, text_field: str,
+              writer: _ShardWriter, total_bytes: int, progress_bar: bool) -> tuple[dict, int, ReadStats]:
+    """Stream the documents in fixed batches, pack each (in `workers` processes, or here with 0) and write them in
+    input order, a few batches in flight. Returns the counts, the batches done and the reading stats.
+    On any failure the open shard is dropped (finished shards are the resume point); bad input drops all."""
+    from tqdm import tqdm
+
+    state = writer.progress
+    counts, done, stats = {"documents": 0, **state["counts"]}, state["batches_done"], ReadStats()
+    pool = _start_pool(tok_json, config, workers)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, mininterval=1.0,
+               disable=not progress_bar, smoothing=0.1)
+    pending: deque = deque()  # (batch index, future or packed batch), in input order
+    try:
+        docs = iter_documents(inputs, fmt=fmt, text_field=text_field, stats=stats)
+        for index, first_doc, batch in _batches(docs, config.batch_chars):
+            counts["documents"] = first_doc + len(batch)
+            bar.update(stats.disk_bytes - bar.n)
+            if index < state["batches_done"]:
+                continue
+            pending.append((index, pool.submit(_pack_batch, index, first_doc, batch) if pool
+                            else _pack_batch(index, first_doc, batch)))
+            while len(pending) > 2 * max(workers, 1) or (not pool and pending):
+                done = _write_next(pending, writer, pool is not None, counts, config.shard_tokens)
+        while pending:
+            done = _write_next(pending, writer, pool is not None, counts, config.shard_tokens)
+        bar.update(stats.disk_bytes - bar.n)
+    except BaseException as e:
+        writer.discard_open()  # keep only finished shards: the resume point
+        if isinstance(e, ElectraError):  # bad input: re-running cannot resume past it, and fixing it starts clean
+            shutil.rmtree(writer.root, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return counts, done, stats
+
+
+def _start_pool(tok_json: str, config: PackConfig, workers: int):
+    """A "spawn" process pool of packing workers, or None with the packer set up in this process (workers=0)."""
+    if workers == 0:
+        _init_worker(tok_json, config, in_process=True)
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(tok_json, config))
+
+
+def _write_next(pending: deque, writer: _ShardWriter, pooled: bool, counts: dict, shard_tokens: int) -> int:
+    """Write the oldest batch in flight; once the shard holds `shard_tokens` train tokens, close it (a resume
+    point). Returns the batches done."""
+    index, packed = pending.popleft()
+    writer.add(packed.result() if pooled else packed)
+    if writer.shard_tokens >= shard_tokens:
+        writer.close_shard(index + 1, counts)
+        writer.open()
+    return index + 1
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename the finished OUT.tmp-prepare to OUT (replacing an old prepared folder only once the new one is whole)."""
     if out.exists():
         old = out.with_name(out.name + ".old-prepare")
         shutil.rmtree(old, ignore_errors=True)
@@ -394,7 +415,6 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
         shutil.rmtree(old)
     else:
         tmp.rename(out)
-    return meta
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -427,154 +447,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {meta['num_train']:,} train / {meta['num_valid']:,} valid examples, "
           f"{meta['num_train_tokens']:,} train tokens from {meta['num_documents']:,} documents")
     return 0
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Reading
-
-class PretrainDataset:
-    """The examples of one split of a prepared folder; `example(i)` is a 1-D int64 array of token ids."""
-
-    def __init__(self, data_dir: str | os.PathLike, split: str = "train"):
-        self.dir = Path(data_dir)
-        meta_path = self.dir / "meta.json"
-        if not meta_path.is_file():
-            hint = " (an interrupted `electra prepare`? re-run it)" if self.dir.with_name(
-                self.dir.name + ".tmp-prepare").exists() else ""
-            raise ElectraError(f"{self.dir} is not a prepared data folder: no meta.json{hint}")
-        try:
-            self.meta = json.loads(meta_path.read_text())
-        except ValueError as e:
-            raise ElectraError(f"{meta_path} is not valid JSON ({e})") from None
-        missing = [k for k in META_KEYS if k not in self.meta]
-        if missing:
-            raise ElectraError(f"{meta_path} is incomplete: missing {', '.join(missing)}")
-        if self.meta["format_version"] != FORMAT_VERSION:
-            raise ElectraError(f"{meta_path} has format_version {self.meta['format_version']}; this electra reads "
-                               f"{FORMAT_VERSION}: re-run `electra prepare`")
-        if split not in self.meta["shards"]:
-            raise ElectraError(f"{self.dir} has no split '{split}' (has {', '.join(self.meta['shards'])})")
-        self.split = split
-        self.tokens, self.offsets = [], []
-        for shard in self.meta["shards"][split]:
-            if shard["num_examples"] == 0:
-                continue
-            paths = [self.dir / shard[k] for k in ("tokens", "index")]
-            for p in paths:
-                if not p.is_file():
-                    raise ElectraError(f"{self.dir} is incomplete: {p.name} is missing")
-            try:  # allow_pickle stays False: an index holding pickled objects is refused, never run
-                offsets = np.load(paths[1])
-            except (ValueError, OSError, EOFError) as e:
-                raise ElectraError(f"{paths[1]} is not a valid index file ({str(e).splitlines()[0]})") from None
-            tokens = np.memmap(paths[0], dtype=self.meta["dtype"], mode="r")
-            if len(offsets) != shard["num_examples"] + 1 or len(tokens) != offsets[-1]:
-                raise ElectraError(f"{paths[0]} does not match its index (truncated or replaced?)")
-            self.tokens.append(tokens)
-            self.offsets.append(offsets)
-        self._starts = np.cumsum([0] + [len(o) - 1 for o in self.offsets])
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def example(self, i: int) -> np.ndarray:
-        if not 0 <= i < len(self):
-            raise IndexError(f"example {i} out of range for {len(self)} examples")
-        s = int(np.searchsorted(self._starts, i, side="right")) - 1
-        j = i - self._starts[s]
-        return self.tokens[s][self.offsets[s][j]:self.offsets[s][j + 1]].astype(np.int64)
-
-    def document(self, i: int) -> int:
-        """The index (in input order) of the document example i came from."""
-        s = int(np.searchsorted(self._starts, i, side="right")) - 1
-        shard = [sh for sh in self.meta["shards"][self.split] if sh["num_examples"]][s]
-        return int(np.load(self.dir / shard["docs"], mmap_mode="r")[i - self._starts[s]])
-
-
-class PretrainLoader:
-    """Padded batches of one split: shuffled per epoch from `seed + epoch`, batch k of an epoch to rank k % world_size.
-
-    The train split (with shuffle) repeats forever, counting `epoch`; otherwise one pass per iteration. With
-    drop_last, every rank gets the same number of full batches and the epoch's tail is dropped; without it, the tail
-    is dealt out round-robin (the last batches may be short or missing on some ranks). `state_dict()` after a batch
-    resumes at the batch after it.
-    """
-
-    def __init__(self, data_dir, split="train", batch_size=32, rank=0, world_size=1, seed=0, shuffle=True,
-                 drop_last=True, pad_to_multiple=8, fixed_length=False):
-        if not 0 <= rank < world_size:
-            raise ElectraError(f"rank {rank} is outside world_size {world_size}")
-        if batch_size < 1:
-            raise ElectraError(f"batch_size must be >= 1, got {batch_size}")
-        self.dataset = PretrainDataset(data_dir, split)
-        self.meta = self.dataset.meta
-        self.split, self.batch_size, self.rank, self.world_size = split, batch_size, rank, world_size
-        self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
-        self.pad_to_multiple, self.fixed_length = max(1, pad_to_multiple), fixed_length
-        self.repeat = split == "train" and shuffle
-        if self.repeat and len(self.dataset) < batch_size * world_size:
-            raise ElectraError(f"{data_dir} has {len(self.dataset)} {split} examples, fewer than one global batch "
-                               f"({batch_size} x {world_size} ranks)")
-        self.epoch = 0
-        self.batch_in_epoch = 0  # index of this rank's next batch within the epoch
-
-    def _order(self, epoch: int) -> np.ndarray:
-        n = len(self.dataset)
-        return np.random.default_rng(self.seed + epoch).permutation(n) if self.shuffle else np.arange(n)
-
-    def _rank_batches(self, order: np.ndarray) -> list[np.ndarray]:
-        b, w = self.batch_size, self.world_size
-        full = len(order) // (b * w)
-        batches = [order[(j * w + self.rank) * b:(j * w + self.rank + 1) * b] for j in range(full)]
-        if not self.drop_last:
-            tail = order[full * b * w:]
-            batches += [tail[i:i + b] for i in range(self.rank * b, len(tail), b * w)]
-        return batches
-
-    def __len__(self) -> int:
-        """Batches per epoch for this rank."""
-        return len(self._rank_batches(np.arange(len(self.dataset))))
-
-    def __iter__(self):
-        while True:
-            batches = self._rank_batches(self._order(self.epoch))
-            while self.batch_in_epoch < len(batches):
-                batch = batches[self.batch_in_epoch]
-                self.batch_in_epoch += 1
-                yield self.collate([self.dataset.example(int(i)) for i in batch])
-            self.batch_in_epoch = 0
-            if not self.repeat:
-                return
-            self.epoch += 1
-
-    def collate(self, examples: list[np.ndarray]) -> dict:
-        import torch
-
-        seq_len, m = self.meta["seq_len"], self.pad_to_multiple
-        longest = max(len(e) for e in examples)
-        t = seq_len if self.fixed_length else min(-(-longest // m) * m, max(seq_len, longest))
-        input_ids = np.full((len(examples), t), self.meta["pad_id"], dtype=np.int64)  # (B, T)
-        token_type = np.zeros((len(examples), t), dtype=np.int64)
-        mask = np.zeros((len(examples), t), dtype=np.int64)
-        for row, e in enumerate(examples):
-            input_ids[row, :len(e)] = e
-            mask[row, :len(e)] = 1
-            token_type[row, int(np.argmax(e == self.meta["sep_id"])) + 1:len(e)] = 1  # B: after the first [SEP]
-        return {"input_ids": torch.from_numpy(input_ids), "token_type_ids": torch.from_numpy(token_type),
-                "attention_mask": torch.from_numpy(mask)}
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "examples_done": self.batch_in_epoch * self.batch_size * self.world_size,
-                "seed": self.seed, "num_examples": len(self.dataset), "split": self.split}
-
-    def load_state_dict(self, sd: dict) -> None:
-        if sd["num_examples"] != len(self.dataset) or sd["split"] != self.split:
-            raise ElectraError(f"loader state is for {sd['num_examples']} {sd['split']} examples, this data has "
-                               f"{len(self.dataset)} {self.split}: resume with the same prepared folder")
-        if sd["seed"] != self.seed:
-            raise ElectraError(f"loader state was saved with seed {sd['seed']}, this loader has seed {self.seed}")
-        per_step = self.batch_size * self.world_size
-        if sd["examples_done"] % per_step:
-            raise ElectraError(f"cannot resume at example {sd['examples_done']} of the epoch with {per_step} "
-                               f"examples per step (batch size x world size changed)")
-        self.epoch, self.batch_in_epoch = sd["epoch"], sd["examples_done"] // per_step

@@ -12,6 +12,7 @@ Backends: nccl on CUDA, gloo on CPU. Launch with torchrun (see README, "Distribu
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -48,13 +49,22 @@ def _env_int(name: str, default: int) -> int:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK when CUDA is available, else cpu. 'cpu' / 'cuda' force one."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise ElectraError(f"train.device='{name}' must be auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ElectraError("train.device='cuda' but CUDA is not available (use auto or cpu)")
+    """The one device rule for every command: 'auto' -> cuda:LOCAL_RANK when CUDA is available, else cpu; 'cpu';
+    'cuda' (cuda:LOCAL_RANK) or 'cuda:N'. Anything else, or CUDA asked for where there is none, is an ElectraError."""
+    name = str(name).strip().lower()
+    if name == "gpu":
+        raise ElectraError("device 'gpu' is not a device name: use cuda (or auto, cpu, cuda:N)")
+    if name not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
+        raise ElectraError(f"device '{name}' must be auto, cpu, cuda or cuda:N")
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ElectraError(f"device '{name}' asked for, but CUDA is not available on this machine (use auto or cpu)")
+    if name.startswith("cuda:"):
+        index = int(name.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise ElectraError(f"device '{name}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
     return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
 
 

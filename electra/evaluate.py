@@ -11,7 +11,6 @@ electra_task.json gives the task, labels and lengths, and the dev split is rebui
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -22,7 +21,9 @@ from electra.errors import ElectraError
 def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", max_examples: int = 0,
              batch_size: int | None = None, device=None, options: dict | None = None) -> tuple:
     """(metrics, task, examples, predictions) of the model in `model_dir` on `split` of the data in `data`."""
-    from electra.finetune import holdout, infer, warn_counts
+    from electra.finetune_config import updated
+    from electra.finetune_data import holdout, warn_counts
+    from electra.inference import infer
     from electra.predict import load
     from electra.tasks import get_task
 
@@ -31,7 +32,7 @@ def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", 
     if task.kind != predictor.task.kind:
         raise ElectraError(f"task '{task.name}' needs a {task.kind} model, but {model_dir} holds a "
                            f"{predictor.task.kind} model (fine-tuned for '{predictor.task.name}')")
-    cfg = dataclasses.replace(predictor.cfg, data=str(data), **(options or {}))
+    cfg = updated(predictor.cfg, {"data": str(data), **(options or {})})
     stats = Counter()
     if split == "dev" and cfg.dev_fraction:
         _, examples = holdout(task.read(Path(data), "train", cfg, stats), cfg.dev_fraction)
@@ -70,7 +71,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from electra.finetune import gold_of
+    from electra.finetune_data import gold_of
 
     options = {k: getattr(args, k) for k in ("text_a", "text_b", "label", "dev_file") if getattr(args, k)}
     if args.output and Path(args.output).exists():

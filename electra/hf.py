@@ -4,6 +4,7 @@
     export_pretraining(electra, "out/", tokenizer_dir=...)                  # -> out/discriminator, out/generator
     model = load_task_model("google-electra-small-discriminator/", kind="sequence", num_labels=2)
     encoder = load_encoder("all-MiniLM-L6-v2/")                              # BERT-family folders too
+    mc = load_task_model("hf/discriminator", kind="multiple-choice")           # fresh head -> ElectraForMultipleChoice
 
 Folders are local only (no hub access here): `config.json` + `model.safetensors` (or sharded safetensors, or
 `pytorch_model.bin` read with `torch.load(weights_only=True)`). Parity with `transformers` is tested to 1e-5.
@@ -52,6 +53,7 @@ HEAD_KEYS: dict[str, list[tuple[str, str]]] = {
     "sequence": [("dense.{p}", "classifier.dense.{p}"), ("out.{p}", "classifier.out_proj.{p}")],
     "token": [("out.{p}", "classifier.{p}")],
     "span": [("out.{p}", "qa_outputs.{p}")],
+    "multiple-choice": [("summary.{p}", "sequence_summary.summary.{p}"), ("out.{p}", "classifier.{p}")],
 }
 HF_CLASSES = {
     "pretraining": "ElectraForPreTraining",
@@ -59,12 +61,14 @@ HF_CLASSES = {
     "sequence": "ElectraForSequenceClassification",
     "token": "ElectraForTokenClassification",
     "span": "ElectraForQuestionAnswering",
+    "multiple-choice": "ElectraForMultipleChoice",
 }
 KIND_OF_CLASS = {v: k for k, v in HF_CLASSES.items()}
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-def _expand(pairs, **fmt):
+def expand(pairs, **fmt) -> list[tuple[str, object]]:
+    """Rows with a `{p}` placeholder -> one row for `weight` and one for `bias`; other rows as they are."""
     out = []
     for ours, theirs in pairs:
         for p in ("weight", "bias"):
@@ -81,12 +85,12 @@ def key_table(num_layers: int, kind: str | None = None, hf_prefix: str = "electr
     Our keys are relative to a TaskModel (`encoder.`, `head.`)."""
     rows = [(f"encoder.{o}", f"{hf_prefix}{t}") for o, t in ENCODER_KEYS]
     for i in range(num_layers):
-        for o, t in _expand(LAYER_KEYS):
+        for o, t in expand(LAYER_KEYS):
             t = [f"{hf_prefix}encoder.layer.{i}.{x}" for x in t] if isinstance(t, list) else \
                 f"{hf_prefix}encoder.layer.{i}.{t}"
             rows.append((f"encoder.layers.{i}.{o}", t))
     if kind is not None:
-        rows += [(f"head.{o}", t) for o, t in _expand(HEAD_KEYS[kind])]
+        rows += [(f"head.{o}", t) for o, t in expand(HEAD_KEYS[kind])]
     return rows
 
 
@@ -254,7 +258,7 @@ def copy_tokenizer(tokenizer_dir, out_dir) -> None:
             shutil.copyfile(src / name, Path(out_dir) / name)
 
 
-def _write_folder(out_dir, config: dict, tensors: dict, tokenizer_dir=None, extra: dict | None = None,
+def write_folder(out_dir, config: dict, tensors: dict, tokenizer_dir=None, extra: dict | None = None,
                   overwrite: bool = False) -> Path:
     """Write a HF folder atomically: everything goes to a temporary sibling, then one rename."""
     from safetensors.torch import save_file
@@ -285,8 +289,10 @@ def export_task_model(model: TaskModel, out_dir, tokenizer_dir=None, labels: lis
     if labels is None and model.kind in ("sequence", "token") and not regression:
         labels = [f"LABEL_{i}" for i in range(model.num_labels)]
     config = hf_config(model.cfg, model.kind, labels if model.kind in ("sequence", "token") else None, regression)
+    if model.kind == "multiple-choice":  # HF's ElectraSequenceSummary takes its dropout from here
+        config["summary_last_dropout"] = model.head.drop.p
     tensors = to_hf_state_dict(model.state_dict(), model.cfg.num_layers, model.kind)
-    return _write_folder(out_dir, config, tensors, tokenizer_dir, extra, overwrite)
+    return write_folder(out_dir, config, tensors, tokenizer_dir, extra, overwrite)
 
 
 def export_pretraining(objective, out_dir, tokenizer_dir=None, overwrite: bool = False) -> dict[str, Path]:
@@ -299,7 +305,7 @@ def export_pretraining(objective, out_dir, tokenizer_dir=None, overwrite: bool =
         state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
         state.update({f"head.{k}": v for k, v in head.state_dict().items()})
         config = hf_config(encoder.cfg, kind)
-        written[name] = _write_folder(out / name, config, to_hf_state_dict(state, encoder.cfg.num_layers, kind),
+        written[name] = write_folder(out / name, config, to_hf_state_dict(state, encoder.cfg.num_layers, kind),
                                       tokenizer_dir, overwrite=overwrite)
     return written
 

@@ -11,15 +11,24 @@ size differs from the hidden size, then post-LN BERT blocks with attention throu
     DiscriminatorHead   ElectraForPreTraining.discriminator_predictions
     ClassificationHead  ElectraForSequenceClassification.classifier
     TokenClassificationHead / SpanHead   ElectraForTokenClassification / ElectraForQuestionAnswering
+    MultipleChoiceHead  ElectraForMultipleChoice.sequence_summary + classifier
 
-Task models are encoder + head with one contract: `forward(...) -> (loss or None, logits)`.
+Task models are encoder + head with one contract: `forward(...) -> (loss or None, logits)`; the head and its loss
+(electra/losses.py) come from the HEADS table by kind:
+
+    model = TaskModel(cfg, "sequence", num_labels=3)
+    loss, logits = model(input_ids, token_type_ids, attention_mask, labels=labels)   # logits (B, 3)
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from electra import losses
 from electra.config import ModelConfig
 
 
@@ -203,56 +212,93 @@ class SpanHead(nn.Module):
         return self.out(h)  # (B, T, 2): [..., 0] start, [..., 1] end
 
 
+class MultipleChoiceHead(nn.Module):
+    """HF's ElectraSequenceSummary (summary_type "first", use_proj, activation gelu, last dropout) + a 1-logit
+    classifier (ElectraForMultipleChoice.sequence_summary + classifier): (N, T, H) -> (N,)."""
+
+    def __init__(self, cfg: ModelConfig, dropout: float | None = None):
+        super().__init__()
+        self.summary = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, 1)
+        self.drop = nn.Dropout(cfg.hidden_dropout if dropout is None else dropout)
+        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+
+    def forward(self, h):
+        return self.out(self.drop(F.gelu(self.summary(h[:, 0])))).squeeze(-1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Task models: encoder + head, forward(...) -> (loss or None, logits)
 
 
-class TaskModel(nn.Module):
-    """An encoder with a task head. `kind` is one of KINDS; labels, when given, produce the loss:
-    sequence: CE over num_labels (MSE when num_labels == 1); token: CE ignoring -100; span: mean of start/end CE;
-    pretraining: BCE over real tokens (labels 1 = replaced); masked-lm: CE ignoring -100."""
+@dataclass(frozen=True)
+class Head:
+    """One row of HEADS: how to build the head of a kind, and its loss from the targets of a batch."""
 
-    KINDS = ("sequence", "token", "span", "pretraining", "masked-lm")
+    build: Callable[[ModelConfig, int, float | None], nn.Module]  # (cfg, num_labels, classifier dropout) -> head
+    loss: Callable[[torch.Tensor, dict], torch.Tensor]  # (logits, targets) -> scalar
+    target: str = "labels"  # the forward argument whose presence turns the loss on
+    tied: bool = False  # the head also takes the token embedding matrix (the generator's tied output layer)
+    choices: bool = False  # inputs (B, C, T): each choice encoded alone, the C scores compared: logits (B, C)
+
+
+# kind -> Head. A table, not an if/elif ladder: a new head is a class above and a row here (+ its keys in hf.py).
+HEADS: dict[str, Head] = {
+    "sequence": Head(lambda cfg, n, p: ClassificationHead(cfg, n, p),
+                     lambda logits, t: losses.sequence_loss(logits, t["labels"])),
+    "token": Head(lambda cfg, n, p: TokenClassificationHead(cfg, n, p),
+                  lambda logits, t: losses.token_loss(logits, t["labels"])),
+    "span": Head(lambda cfg, n, p: SpanHead(cfg),
+                 lambda logits, t: losses.span_loss(logits, t["start_positions"], t["end_positions"]),
+                 target="start_positions"),
+    "pretraining": Head(lambda cfg, n, p: DiscriminatorHead(cfg),
+                        lambda logits, t: losses.rtd_loss(logits, t["labels"], t["attention_mask"])),
+    "masked-lm": Head(lambda cfg, n, p: MLMHead(cfg), lambda logits, t: losses.token_loss(logits, t["labels"]),
+                      tied=True),
+    "multiple-choice": Head(lambda cfg, n, p: MultipleChoiceHead(cfg, p),
+                            lambda logits, t: losses.choice_loss(logits, t["labels"]), choices=True),
+}
+
+
+class TaskModel(nn.Module):
+    """An encoder with the head of `kind` (a key of HEADS); labels (start/end positions for spans), when given,
+    produce the loss: sequence: CE over num_labels (MSE when num_labels == 1); token and masked-lm: CE ignoring
+    -100; span: mean of start/end CE; pretraining: BCE over real tokens (labels 1 = replaced); multiple-choice:
+    CE over the choices of inputs shaped (B, C, T)."""
+
+    KINDS = tuple(HEADS)
 
     def __init__(self, cfg: ModelConfig, kind: str, num_labels: int = 2, classifier_dropout: float | None = None):
         super().__init__()
-        if kind not in self.KINDS:
+        if kind not in HEADS:
             raise ValueError(f"unknown task kind {kind!r}")
         self.cfg, self.kind, self.num_labels = cfg, kind, num_labels
         self.encoder = Encoder(cfg)
-        if kind == "sequence":
-            self.head = ClassificationHead(cfg, num_labels, classifier_dropout)
-        elif kind == "token":
-            self.head = TokenClassificationHead(cfg, num_labels, classifier_dropout)
-        elif kind == "span":
-            self.head = SpanHead(cfg)
-        elif kind == "pretraining":
-            self.head = DiscriminatorHead(cfg)
-        else:
-            self.head = MLMHead(cfg)
+        self.head = HEADS[kind].build(cfg, num_labels, classifier_dropout)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 start_positions=None, end_positions=None):
+        spec = HEADS[self.kind]
+        shape = input_ids.shape
+        if spec.choices:  # (B, C, T) -> (B*C, T)
+            input_ids, token_type_ids, attention_mask = (None if t is None else t.flatten(0, 1)
+                                                         for t in (input_ids, token_type_ids, attention_mask))
         h = self.encoder(input_ids, token_type_ids, attention_mask)
-        logits = self.head(h, self.encoder.embeddings.tok.weight) if self.kind == "masked-lm" else self.head(h)
-        loss = None
-        if self.kind == "sequence" and labels is not None:
-            if self.num_labels == 1:
-                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
-        elif self.kind in ("token", "masked-lm") and labels is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
-        elif self.kind == "pretraining" and labels is not None:
-            weights = attention_mask.float() if attention_mask is not None else torch.ones_like(logits)
-            per_token = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
-            loss = (per_token * weights).sum() / weights.sum().clamp(min=1)
-        elif self.kind == "span" and start_positions is not None:
-            T = logits.size(1)
-            start, end = logits.float().unbind(-1)
-            loss = 0.5 * (F.cross_entropy(start, start_positions.clamp(0, T - 1))
-                          + F.cross_entropy(end, end_positions.clamp(0, T - 1)))
+        logits = self.head(h, self.encoder.embeddings.tok.weight) if spec.tied else self.head(h)
+        if spec.choices:
+            logits = logits.view(shape[:2])  # (B*C,) -> (B, C)
+        targets = {"labels": labels, "start_positions": start_positions, "end_positions": end_positions,
+                   "attention_mask": attention_mask}
+        loss = None if targets[spec.target] is None else spec.loss(logits, targets)
         return loss, logits
+
+
+class MultipleChoiceModel(TaskModel):
+    """TaskModel(cfg, "multiple-choice"): forward(input_ids (B, C, T), token_type_ids, attention_mask, labels (B,))
+    -> (loss or None, logits (B, C)); exports as HF's ElectraForMultipleChoice (hf.py)."""
+
+    def __init__(self, cfg: ModelConfig, dropout: float | None = None):
+        super().__init__(cfg, "multiple-choice", num_labels=1, classifier_dropout=dropout)
 
 
 def count_parameters(module: nn.Module) -> int:

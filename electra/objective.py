@@ -1,5 +1,6 @@
 """The ELECTRA idea, as a wrapper around two ordinary encoders: masking, sampling, tying and the loss mix.
 
+    from electra.objectives import build_objective      # the registry: this module's two, plus variants.py's
     model = build_objective(cfg, special_ids={"pad": 0, "cls": 101, "sep": 102, "mask": 103})
     out = model(input_ids, token_type_ids, attention_mask)       # dict: loss, mlm_loss, rtd_loss, metrics
     out["loss"].backward()
@@ -42,6 +43,30 @@ class Masked:
     hidden: torch.Tensor | None = None  # (B, P, Hg) generator hidden states at the slots, once computed
 
 
+@dataclass
+class Noise:
+    """The random numbers of one forward, drawn ahead from a torch.Generator in the order the forward draws them.
+    Passed as `generator=`, it gives the same masks and samples as the generator; unlike a torch.Generator, which
+    torch.compile cannot trace (a graph break), a compiled forward takes it in one graph."""
+
+    scores: torch.Tensor  # (B, T) which positions are chosen
+    split: torch.Tensor  # (B, P) [MASK] / random token / kept
+    random_ids: torch.Tensor | None  # (B, P) random replacements; None when random_token_prob = 0
+    gumbel: torch.Tensor | None  # (B, P, V) fp32 uniforms of the Gumbel-max sample; None for MLM alone
+
+    @classmethod
+    def draw(cls, batch: int, length: int, num_slots: int, vocab_size: int, cfg: ObjectiveConfig,
+             generator: torch.Generator, sample: bool = True) -> "Noise":
+        P, device = min(num_slots, length), generator.device
+        scores = torch.rand(batch, length, device=device, generator=generator)
+        split = torch.rand(batch, P, device=device, generator=generator)
+        random_ids = torch.randint(0, vocab_size, (batch, P), device=device, generator=generator) \
+            if cfg.random_token_prob > 0 else None
+        gumbel = torch.rand((batch, P, vocab_size), device=device, generator=generator, dtype=torch.float32) \
+            if sample else None
+        return cls(scores, split, random_ids, gumbel)
+
+
 def special_token_table(vocab_size: int, special_ids, device=None) -> torch.Tensor:
     """(V,) bool: True for ids that are never masked."""
     table = torch.zeros(vocab_size, dtype=torch.bool, device=device)
@@ -50,12 +75,13 @@ def special_token_table(vocab_size: int, special_ids, device=None) -> torch.Tens
 
 
 def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: int, cfg: ObjectiveConfig,
-                vocab_size: int, generator: torch.Generator | None = None) -> Masked:
+                vocab_size: int, generator: torch.Generator | Noise | None = None) -> Masked:
     """Dynamic masking as google-research/electra `pretrain_helpers.mask` does it, with static shapes.
 
     input_ids (B, T); attention_mask (B, T) 1 = real token; is_special (V,) bool table."""
     B, T = input_ids.shape
     device = input_ids.device
+    noise = generator if isinstance(generator, Noise) else None
     candidates = ~is_special[input_ids]
     if attention_mask is not None:
         candidates &= attention_mask.bool()
@@ -65,52 +91,55 @@ def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: 
     num_predict = torch.minimum(num_predict, num_candidates)
 
     # Uniform choice without replacement: random scores, non-candidates at -inf, top P.
-    scores = torch.rand(B, T, device=device, generator=generator).masked_fill(~candidates, -1.0)
+    scores = noise.scores if noise else torch.rand(B, T, device=device, generator=generator)
+    scores = scores.masked_fill(~candidates, -1.0)
     P = min(num_slots, T)
     positions = scores.topk(P, dim=1).indices  # (B, P), distinct per row
     weights = (torch.arange(P, device=device)[None, :] < num_predict[:, None]).float()  # (B, P)
     targets = input_ids.gather(1, positions)
 
     # Of the chosen: mask_token_prob -> [MASK], random_token_prob -> random token, the rest kept.
-    u = torch.rand(B, P, device=device, generator=generator)
+    u = noise.split if noise else torch.rand(B, P, device=device, generator=generator)
     use_mask = (u < cfg.mask_token_prob) & weights.bool()
     use_random = (u >= cfg.mask_token_prob) & (u < cfg.mask_token_prob + cfg.random_token_prob) & weights.bool()
     replacement = torch.where(use_mask, torch.full_like(targets, mask_id), targets)
     if cfg.random_token_prob > 0:
-        random_ids = torch.randint(0, vocab_size, (B, P), device=device, generator=generator)
+        random_ids = noise.random_ids if noise else \
+            torch.randint(0, vocab_size, (B, P), device=device, generator=generator)
         random_ids = torch.where(is_special[random_ids], targets, random_ids)  # never insert a special token
         replacement = torch.where(use_random, random_ids, replacement)
     masked_ids = input_ids.scatter(1, positions, replacement)
     return Masked(masked_ids, positions, targets, weights)
 
 
-def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | Noise | None = None,
                   disallow: torch.Tensor | None = None) -> torch.Tensor:
     """argmax(logits / temperature + Gumbel noise), in fp32: one exact sample from softmax(logits / temperature)."""
     with torch.no_grad():
         logits = logits.detach().float() / temperature
         if disallow is not None:
             logits = logits.masked_fill(disallow, float("-inf"))
-        u = torch.rand(logits.shape, device=logits.device, generator=generator, dtype=torch.float32)
+        u = generator.gumbel if isinstance(generator, Noise) else \
+            torch.rand(logits.shape, device=logits.device, generator=generator, dtype=torch.float32)
         gumbel = -torch.log(-torch.log(u.clamp(min=1e-9, max=1.0 - 1e-7)))
         return (logits + gumbel).argmax(-1)
 
 
-def _gather(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def gather(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """h (B, T, H), positions (B, P) -> (B, P, H)."""
     return h.gather(1, positions[..., None].expand(-1, -1, h.size(-1)))
 
 
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1.0)
 
 
 def masked_lm_loss(logits: torch.Tensor, masked: Masked) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy over the real prediction slots, and the accuracy (no grad). logits (B, P, V)."""
     per_slot = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
-    loss = _weighted_mean(per_slot.view_as(masked.weights), masked.weights)
+    loss = weighted_mean(per_slot.view_as(masked.weights), masked.weights)
     with torch.no_grad():
-        acc = _weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
+        acc = weighted_mean((logits.argmax(-1) == masked.targets).float(), masked.weights)
     return loss, acc
 
 
@@ -127,10 +156,10 @@ def rtd_metrics(logits, labels, weights) -> dict:
         labels = labels.float()
         tp = (pred * labels * weights).sum()
         return {
-            "rtd_acc": _weighted_mean((pred == labels).float(), weights),
+            "rtd_acc": weighted_mean((pred == labels).float(), weights),
             "rtd_precision": tp / (pred * weights).sum().clamp(min=1.0),
             "rtd_recall": tp / (labels * weights).sum().clamp(min=1.0),
-            "replaced_frac": _weighted_mean(labels, weights),
+            "replaced_frac": weighted_mean(labels, weights),
         }
 
 
@@ -164,9 +193,16 @@ class Electra(nn.Module):
         return mask_tokens(input_ids, attention_mask, self.is_special, self.mask_id, slots, self.obj,
                            self.cfg.discriminator.vocab_size, generator)
 
+    def draw_noise(self, input_ids, generator: torch.Generator) -> Noise:
+        """The randomness of forward(input_ids, ..., generator=generator), drawn now: pass it as `generator=` to a
+        torch.compile'd forward (same masks and samples, no graph break)."""
+        B, T = input_ids.shape
+        return Noise.draw(B, T, self.obj.predictions_per_seq(T), self.cfg.discriminator.vocab_size, self.obj,
+                          generator)
+
     def generator_logits(self, masked: Masked, token_type_ids, attention_mask):
         h = self.generator(masked.input_ids, token_type_ids, attention_mask)  # (B, T, Hg)
-        masked.hidden = _gather(h, masked.positions)  # (B, P, Hg)
+        masked.hidden = gather(h, masked.positions)  # (B, P, Hg)
         return self.generator_head(masked.hidden, self.embeddings.tok.weight)  # (B, P, V)
 
     def sample(self, gen_logits, masked: Masked, generator=None) -> torch.Tensor:
@@ -209,7 +245,7 @@ class Electra(nn.Module):
         rtd_logits = self.discriminator_head(self.discriminator_hidden(corrupted, token_type_ids, attention_mask))
         weights = self.rtd_weights(attention_mask, masked)
         per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), labels.float(), reduction="none")
-        rtd_loss = _weighted_mean(per_token, weights)
+        rtd_loss = weighted_mean(per_token, weights)
 
         gen_loss = self.generator_loss(mlm_loss, gen_logits, masked, sampled, per_token)
         loss = self.obj.gen_weight * gen_loss + self.obj.disc_weight * rtd_loss
@@ -246,6 +282,12 @@ class MaskedLM(nn.Module):
     def export_parts(self):
         return [("mlm", self.discriminator, "masked-lm", self.generator_head)]
 
+    def draw_noise(self, input_ids, generator: torch.Generator) -> Noise:
+        """As Electra.draw_noise: the masking randomness of one forward (no sample to draw)."""
+        B, T = input_ids.shape
+        return Noise.draw(B, T, self.obj.predictions_per_seq(T), self.cfg.discriminator.vocab_size, self.obj,
+                          generator, sample=False)
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -253,22 +295,6 @@ class MaskedLM(nn.Module):
         masked = mask_tokens(input_ids, attention_mask, self.is_special, self.mask_id, slots, self.obj,
                              self.cfg.discriminator.vocab_size, generator)
         h = self.discriminator(masked.input_ids, token_type_ids, attention_mask)
-        logits = self.generator_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
+        logits = self.generator_head(gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
         mlm_loss, mlm_acc = masked_lm_loss(logits, masked)
         return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "mlm_acc": mlm_acc}
-
-
-# kind -> class. The paper's variants (electra-15, replace-mlm, all-tokens-mlm, adversarial, gdes, two-stage) live in
-# electra/variants.py and join this table when an objective is built.
-OBJECTIVES: dict[str, type] = {"electra": Electra, "mlm": MaskedLM}
-
-
-def build_objective(cfg: ElectraConfig, special_ids: dict) -> nn.Module:
-    from electra.errors import ElectraError
-    from electra.variants import VARIANTS
-
-    OBJECTIVES.update(VARIANTS)
-    kind = cfg.objective.kind
-    if kind not in OBJECTIVES:
-        raise ElectraError(f"objective '{kind}' is not available; available: {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[kind](cfg, special_ids)

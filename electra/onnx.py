@@ -52,10 +52,14 @@ def _load(model_or_folder):
     from electra.model import TaskModel
 
     if isinstance(model_or_folder, TaskModel):
-        return model_or_folder
-    from electra.hf import load_task_model
+        model = model_or_folder
+    else:
+        from electra.hf import load_task_model
 
-    return load_task_model(Path(model_or_folder))
+        model = load_task_model(Path(model_or_folder))
+    if model.kind == "multiple-choice":  # its inputs are (batch, choices, sequence): not this graph's signature
+        raise ElectraError("ONNX export covers (batch, sequence) models; a multiple-choice model is not one")
+    return model
 
 
 def sample_inputs(vocab_size: int, batch: int, length: int, seed: int = 0, pad_last: int = 0) -> dict:

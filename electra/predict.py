@@ -18,7 +18,6 @@ names the task, labels and lengths; a plain HF ElectraFor* task folder works too
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import json
 import sys
@@ -26,8 +25,6 @@ from collections import Counter
 from pathlib import Path
 
 from electra.errors import ElectraError
-
-GENERIC_TASK = {"sequence": "classify", "token": "ner", "span": "squad"}  # for folders without electra_task.json
 
 
 class Predictor:
@@ -43,7 +40,7 @@ class Predictor:
 
     def predict(self, items, batch_size: int | None = None) -> list[dict]:
         """Texts, text pairs, or task inputs (see the module docstring) -> one dict per item."""
-        from electra.finetune import infer
+        from electra.inference import infer
 
         if isinstance(items, (str, dict)):
             raise ElectraError("predict() takes a list of inputs; wrap a single input in a list")
@@ -58,50 +55,11 @@ class Predictor:
                 for e, p in zip(examples, predictions)]
 
 
-def read_task_metadata(folder: Path) -> dict:
-    """electra_task.json, or what a plain HF folder's config.json implies."""
-    from electra.hf import KIND_OF_CLASS, read_config
-
-    path = folder / "electra_task.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ElectraError(f"{path}: not valid JSON ({e.msg})") from None
-    config = read_config(folder)
-    arch = (config.get("architectures") or [""])[0]
-    kind = KIND_OF_CLASS.get(arch)
-    if kind not in GENERIC_TASK:
-        raise ElectraError(f"{folder}: architecture '{arch or '?'}' is not a fine-tuned task model "
-                           "(sequence / token classification or question answering)")
-    regression = config.get("problem_type") == "regression"
-    id2label = config.get("id2label") or {}
-    labels = None if kind == "span" or regression else \
-        [id2label.get(str(i), f"LABEL_{i}") for i in range(int(config.get("num_labels", len(id2label) or 2)))]
-    return {"task": GENERIC_TASK[kind], "kind": kind, "labels": labels, "regression": regression}
-
-
 def load(path, device=None) -> Predictor:
     """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder."""
-    from electra.finetune import FinetuneConfig, load_tokenizer_for, pick_device
-    from electra.hf import load_task_model
-    from electra.tasks import get_task
+    from electra.inference import load_finetuned
 
-    folder = Path(path)
-    if (folder / "model" / "config.json").is_file():  # OUT of `electra finetune` (its config.json is the run's)
-        folder = folder / "model"
-    meta = read_task_metadata(folder)
-    task = get_task(meta["task"])
-    if meta.get("regression"):
-        task = dataclasses.replace(task, regression=True)
-    model = load_task_model(folder, kind=task.kind)
-    tokenizer = load_tokenizer_for(folder, None, model.cfg.vocab_size)
-    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    cfg = FinetuneConfig(**{k: v for k, v in meta.items() if k in names and k != "task"})
-    if cfg.max_seq_len is None:
-        cfg = dataclasses.replace(cfg, max_seq_len=min(task.max_seq_len, model.cfg.max_position_embeddings))
-    device = pick_device(str(device) if device is not None else "auto")
-    return Predictor(model.to(device).eval(), tokenizer, task, meta.get("labels"), cfg, device)
+    return Predictor(*load_finetuned(path, device))
 
 
 # ---------------------------------------------------------------------------------------------------------------

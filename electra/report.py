@@ -1,4 +1,5 @@
-"""The end-of-run report of a pretraining run: curves.png (matplotlib, Agg) and a short report.html, from metrics.jsonl.
+"""The end-of-run report of a pretraining run: curves.png (drawn by electra.plots) and a short report.html, from
+metrics.jsonl.
 
     from electra.report import write_report
     write_report("runs/debug")          # -> runs/debug/report.html (+ runs/debug/curves.png)
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from electra.errors import ElectraError
+from electra.plots import plot_curves
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -31,48 +33,6 @@ def read_metrics(run_dir) -> list[dict]:
         except ValueError:
             continue
     return records
-
-
-def _series(records: list[dict], kind: str, key: str) -> tuple[list, list]:
-    pts = [(r["step"], r[key]) for r in records if r.get("kind") == kind and r.get(key) is not None]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def plot_curves(records: list[dict], out_png) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    panels = [
-        (axes[0, 0], "loss", [("train", "mlm_loss", "generator MLM loss"), ("train", "rtd_loss", "discriminator RTD loss"),
-                              ("eval", "eval_mlm_loss", "held-out MLM loss"),
-                              ("eval", "eval_rtd_loss", "held-out RTD loss")]),
-        (axes[0, 1], "accuracy", [("train", "mlm_acc", "generator acc"), ("train", "rtd_acc", "discriminator acc"),
-                                  ("eval", "eval_mlm_acc", "held-out generator acc"),
-                                  ("eval", "eval_rtd_acc", "held-out discriminator acc")]),
-        (axes[1, 0], "replaced-token detection", [("train", "rtd_precision", "precision"),
-                                                  ("train", "rtd_recall", "recall"),
-                                                  ("train", "replaced_frac", "replaced fraction"),
-                                                  ("eval", "eval_rtd_auc", "held-out AUC")]),
-        (axes[1, 1], "learning rate", [("train", "lr", "lr")]),
-    ]
-    for ax, title, lines in panels:
-        for kind, key, label in lines:
-            x, y = _series(records, kind, key)
-            if x:
-                ax.plot(x, y, marker="o" if kind == "eval" else None, markersize=3, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
 
 
 def _fmt(v) -> str:

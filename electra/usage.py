@@ -12,8 +12,8 @@ discriminator. Three commands and their Python equivalents:
     detect(disc, ["The cat sat on the moon."])[0].words()          # [("the", 0.01), ..., ("moon", 0.93)]
     infill(gen, "The [MASK] [MASK] of France is Paris.", iterations=4).text
 
-`--model` takes an HF folder (ElectraForMaskedLM for the generator, ElectraForPreTraining for the discriminator) or,
-when `electra.checkpoint` is installed, one of our pretraining runs or checkpoints (the right half is picked).
+`--model` takes an HF folder (ElectraForMaskedLM for the generator, ElectraForPreTraining for the discriminator) or
+one of our pretraining runs or checkpoints (the right half is picked, through `electra.checkpoint`).
 
 Infilling here is an encoder filling blanks, not left-to-right language modelling: the number of blanks is fixed by
 the input, and every blank is predicted from both sides at once. `infill` is mask-predict (Ghazvininejad et al.,
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import importlib.util
 import json
 import os
 import sys
@@ -53,18 +52,10 @@ class LoadedModel:
         return self.model.cfg.max_position_embeddings
 
 
-def resolve_model_dir(path, which: str) -> Path:
-    """An HF folder for `path`: our runs/checkpoints through `electra.checkpoint` when it exists, else `path` as is."""
-    if importlib.util.find_spec("electra.checkpoint") is None:
-        return Path(path)
-    from electra.checkpoint import resolve_model_dir as resolve
-
-    return Path(resolve(path, which=which))
-
-
 def load_model(path, which: str, tokenizer=None) -> LoadedModel:
     """Load the generator ("generator": ElectraForMaskedLM) or discriminator ("discriminator": ElectraForPreTraining)
     of `path`; the tokenizer comes from the model folder unless `tokenizer` (a folder or vocab.txt) is given."""
+    from electra.checkpoint import resolve_model_dir
     from electra.hf import KIND_OF_CLASS, load_task_model, read_config
     from electra.tokenizer import load_tokenizer, special_ids
 
@@ -378,6 +369,8 @@ def build_parsers(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _default_discriminator(model_path: str) -> Path:
+    from electra.checkpoint import resolve_model_dir
+
     resolved = resolve_model_dir(model_path, "discriminator")
     if resolved != Path(model_path):
         return resolved

@@ -1,7 +1,7 @@
 """The paper's objective variants, beside `electra` and `mlm` (objective.py), for the fidelity study.
 
     cfg = preset("small", kind="electra-15")      # or replace-mlm, all-tokens-mlm, adversarial, gdes, two-stage
-    model = build_objective(cfg, special_ids)
+    model = build_objective(cfg, special_ids)      # electra.objectives: the registry of every objective
 
 Paper section 3.2 / Table 5 ("Efficiency analysis"):
   electra-15      ELECTRA, but the discriminator loss only over the ~15% of tokens that were masked out.
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from electra.config import ElectraConfig
 from electra.errors import ElectraError
 from electra.model import Encoder, MLMHead
-from electra.objective import Electra, Masked, _gather, _weighted_mean, masked_lm_loss
+from electra.objective import Electra, Masked, gather, masked_lm_loss, weighted_mean
 
 
 class Electra15(Electra):
@@ -54,9 +54,9 @@ class Adversarial(Electra):
         log_p = F.log_softmax(gen_logits.float(), -1).gather(-1, sampled[..., None]).squeeze(-1)  # (B, P)
         baseline = self.baseline(masked.hidden.detach()).squeeze(-1).float()  # (B, P)
         advantage = (reward - baseline).detach()
-        reinforce = -_weighted_mean(advantage * log_p, masked.weights)
-        baseline_loss = _weighted_mean((baseline - reward) ** 2, masked.weights)
-        return reinforce + baseline_loss + self.obj.adversarial_mle_weight * mlm_loss
+        reinforce = -weighted_mean(advantage * log_p, masked.weights)
+        baseline_loss = weighted_mean((baseline - reward) ** 2, masked.weights)
+        return reinforce + baseline_loss + self.obj.adversarial.mle_weight * mlm_loss
 
 
 class GDES(Electra):
@@ -108,7 +108,7 @@ class TwoStage(Electra):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator=None):
         if self.training:
             self.micro_steps += 1
-        stage_two = bool(self.switched) or int(self.micro_steps) > self.obj.two_stage_switch
+        stage_two = bool(self.switched) or int(self.micro_steps) > self.obj.two_stage.switch
         if stage_two and not bool(self.switched):
             self._switch()
         generator_only = [p for n, p in self.named_parameters()
@@ -159,12 +159,12 @@ class ReplaceMLM(Electra):
         if self.all_tokens:
             main_loss, acc = self._all_tokens_loss(h, corrupted, input_ids, attention_mask)
         else:
-            logits = self.main_head(_gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
+            logits = self.main_head(gather(h, masked.positions), self.embeddings.tok.weight)  # (B, P, V)
             main_loss, acc = masked_lm_loss(logits, masked)
         labels = (corrupted != input_ids).long()
         return {"loss": self.obj.gen_weight * gen_mlm + main_loss, "mlm_loss": gen_mlm.detach(),
                 "main_mlm_loss": main_loss.detach(), "main_mlm_acc": acc, "mlm_acc": gen_acc,
-                "replaced_frac": _weighted_mean(labels.float(), attention_mask.float())}
+                "replaced_frac": weighted_mean(labels.float(), attention_mask.float())}
 
     def _all_tokens_loss(self, h, corrupted, original, attention_mask):
         """-log p(original_t) for every real token, p = D * copy(input) + (1 - D) * softmax (the copy mechanism)."""
@@ -178,21 +178,11 @@ class ReplaceMLM(Electra):
         with torch.no_grad():
             p_copy = torch.sigmoid(d_logit)
             predicted = torch.where(p_copy > 0.5, corrupted, logits.argmax(-1))
-            acc = _weighted_mean((predicted == original).float(), weights)
-        return _weighted_mean(-log_p, weights), acc
+            acc = weighted_mean((predicted == original).float(), weights)
+        return weighted_mean(-log_p, weights), acc
 
 
 class AllTokensMLM(ReplaceMLM):
     """Replace MLM predicting every token, with the copy mechanism (paper Table 5, "All-Tokens MLM")."""
 
     all_tokens = True
-
-
-VARIANTS: dict[str, type] = {
-    "electra-15": Electra15,
-    "replace-mlm": ReplaceMLM,
-    "all-tokens-mlm": AllTokensMLM,
-    "adversarial": Adversarial,
-    "gdes": GDES,
-    "two-stage": TwoStage,
-}

@@ -23,7 +23,7 @@ from electra import checkpoint
 from electra.cli import main
 from electra.config import preset
 from electra.errors import ElectraError
-from electra.objective import build_objective
+from electra.objectives import build_objective
 from electra.pretrain import load_pretrain_config, pretrain
 from electra.sources import REPO_ROOT
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from electra.cli import main
-from electra.data import PackConfig, PretrainDataset, PretrainLoader, _ShardWriter, prepare
+from electra.data import PackConfig, _ShardWriter, prepare
 from electra.errors import ElectraError
+from electra.loader import PretrainDataset, PretrainLoader
 from electra.readers import ReadStats, iter_documents, make_converter, split_sentences
 from electra.sources import extract_corpus_slice
 from electra.tokenizer import load_tokenizer, special_ids

@@ -73,8 +73,12 @@ def test_bad_environment_and_device_are_user_errors(monkeypatch):
     with pytest.raises(ElectraError, match="WORLD_SIZE"):
         dist.init("cpu")
     monkeypatch.delenv("WORLD_SIZE")
-    with pytest.raises(ElectraError, match="auto, cpu or cuda"):
+    with pytest.raises(ElectraError, match="auto, cpu, cuda or cuda:N"):
         dist.pick_device("tpu")
+    with pytest.raises(ElectraError, match="use cuda"):
+        dist.pick_device("gpu")
+    assert dist.pick_device("CPU").type == "cpu"  # one rule for every command: case-insensitive
     if not torch.cuda.is_available():
-        with pytest.raises(ElectraError, match="CUDA is not available"):
-            dist.pick_device("cuda")
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(ElectraError, match="CUDA is not available"):
+                dist.pick_device(name)

@@ -17,7 +17,8 @@ import torch
 from electra.cli import main
 from electra.config import ModelConfig
 from electra.errors import ElectraError
-from electra.finetune import FinetuneConfig, config_from_args, resolve
+from electra.finetune import FinetuneConfig, config_from_args
+from electra.finetune_config import resolve
 from electra.hf import export_task_model
 from electra.model import TaskModel
 from electra.tasks import get_task
@@ -339,7 +340,9 @@ def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_pa
     import re
     from collections import Counter
 
-    from electra.finetune import init_model, label_list, load_tokenizer_for, read_data, train_seed
+    from electra.finetune_data import label_list, read_data
+    from electra.finetune_loop import init_model, train_seed
+    from electra.inference import load_tokenizer_for
     from electra.tasks import collate
 
     tok = tokenizer_from_vocab(shared_data / "vocab/bert-base-uncased.txt")
@@ -372,7 +375,7 @@ def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_pa
     optimizer = torch.optim.AdamW(list(groups.values()), lr=1e-3, eps=1e-6)
     total, warmup = 12, 1  # one epoch (so the best epoch is the last) of 96 / 8 steps, 10% warm-up
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total) * min(1.0, s / warmup))
-    from electra.finetune import batch_order
+    from electra.finetune_loop import batch_order
 
     hf.train()
     for epoch in range(1):

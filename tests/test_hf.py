@@ -12,7 +12,7 @@ from electra.config import preset
 from electra.errors import ElectraError
 from electra.hf import export_pretraining, export_task_model, key_table, load_encoder, load_task_model
 from electra.model import TaskModel
-from electra.objective import build_objective
+from electra.objectives import build_objective
 
 HF_CLASS = {
     "pretraining": "ElectraForPreTraining",

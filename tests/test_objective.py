@@ -8,7 +8,8 @@ import torch
 
 from electra.config import ObjectiveConfig, preset
 from electra.model import count_parameters
-from electra.objective import Electra, MaskedLM, build_objective, gumbel_sample, mask_tokens, special_token_table
+from electra.objective import Electra, MaskedLM, gumbel_sample, mask_tokens, special_token_table
+from electra.objectives import build_objective
 
 SPECIAL = dict(pad=0, cls=1, sep=2, mask=3)
 V = 200
@@ -175,34 +176,26 @@ def test_gumbel_sampling_matches_softmax_and_is_fp32():
 
 
 def test_no_gradient_through_sample_even_with_autocast():
-    model = _electra()
-    x, tt, am = _batch()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x, tt, am)
-    assert out["corrupted"].dtype == torch.long and not out["corrupted"].requires_grad
-    assert math.isfinite(out["loss"].item())
-
-
-def test_fifty_steps_drive_both_losses_down():
-    model = _electra()
-    x, tt, am = _batch(B=8, T=48)
-    t = torch.arange(48)[None, :].expand_as(x)
-    x = torch.where(am.bool() & (x > 4), 5 + (t * 7 + torch.arange(8)[:, None]) % 40, x)  # learnable structure
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    first = model(x, tt, am, generator=g)
-    mlm0, rtd0 = first["mlm_loss"].item(), first["rtd_loss"].item()
-    hist = []
-    for _ in range(50):
-        out = model(x, tt, am, generator=g)
-        opt.zero_grad()
+    """Under bf16 autocast the generator-only parameters get the same gradient from MLM + 50 RTD as from MLM alone,
+    and none from RTD alone: nothing from the discriminator reaches the generator through the sample."""
+    def generator_grads(**weights):
+        model = _electra(**weights).eval()  # eval: no dropout, so the three runs draw the same masks and samples
+        x, tt, am = _batch()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x, tt, am, generator=torch.Generator().manual_seed(0))
         out["loss"].backward()
-        opt.step()
-        hist.append((out["mlm_loss"].item(), out["rtd_loss"].item()))
-    last_mlm = sum(h[0] for h in hist[-5:]) / 5
-    last_rtd = sum(h[1] for h in hist[-5:]) / 5
-    assert last_mlm < 0.8 * mlm0, (mlm0, last_mlm)
-    assert last_rtd < 0.8 * rtd0, (rtd0, last_rtd)
+        return {n: torch.zeros_like(p) if p.grad is None else p.grad for n, p in model.named_parameters()
+                if n.startswith(("generator.", "generator_head.")) and not n.startswith("generator.embeddings.")}
+
+    rtd_only, mlm_only, both = generator_grads(gen_weight=0.0), generator_grads(disc_weight=0.0), generator_grads()
+    assert rtd_only and all(g.abs().sum() == 0 for g in rtd_only.values())
+    assert all(g.abs().sum() > 0 for g in mlm_only.values())
+    for name in both:
+        torch.testing.assert_close(both[name], mlm_only[name], msg=name)
+
+
+# Learning (both losses below what the class and unigram priors allow, held-out RTD AUC) is pinned by
+# tests/test_learning.py, on data where context decides; "both losses fall" passed with a discriminator stuck on the prior.
 
 
 def test_mlm_baseline_objective():

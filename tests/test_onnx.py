@@ -17,7 +17,7 @@ from electra.config import preset
 from electra.errors import ElectraError
 from electra.hf import export_pretraining, export_task_model, load_task_model
 from electra.model import TaskModel
-from electra.objective import build_objective
+from electra.objectives import build_objective
 from electra.onnx import export_onnx, onnx_logits, onnx_session, sample_inputs, verify_onnx
 
 VOCAB = 300

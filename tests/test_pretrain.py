@@ -13,9 +13,11 @@ import re
 import pytest
 import torch
 
-from electra import objective as objective_module
+from electra import objectives as objective_module
+from electra.diagnose import diagnose
 from electra.errors import ElectraError
-from electra.pretrain import diagnose, electra_config, load_pretrain_config, pretrain
+from electra.pretrain import pretrain
+from electra.pretrain_config import electra_config, load_pretrain_config
 from electra.sources import REPO_ROOT
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.toml"))

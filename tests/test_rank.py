@@ -15,9 +15,9 @@ from sklearn.metrics import label_ranking_average_precision_score, top_k_accurac
 from electra.config import preset
 from electra.errors import ElectraError
 from electra.hf import export_task_model, load_task_model
-from electra.model import TaskModel
-from electra.rank import (MultipleChoiceModel, encode_choices, export_multiple_choice, load_multiple_choice,
-                          rank_pairs, ranking_metrics)
+from electra.metrics import ranking_metrics
+from electra.model import MultipleChoiceModel, TaskModel
+from electra.rank import encode_choices, export_multiple_choice, load_multiple_choice, rank_pairs
 from electra.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 WORDS = "what is the capital of france italy paris rome city a large river ? . which one".split()

@@ -15,12 +15,13 @@ import pytest
 
 from electra import metrics
 from electra.errors import ElectraError
-from electra.finetune import FinetuneConfig, holdout, label_list
+from electra.finetune_config import ColumnOptions, FinetuneConfig, QAOptions
+from electra.finetune_data import holdout, label_list
 from electra.tasks import MissingSplit, collate, get_task, registry
 from electra.tasks import qa
 from electra.tokenizer import load_tokenizer, tokenizer_from_vocab
 
-CFG = FinetuneConfig(max_seq_len=64, doc_stride=8, max_query_len=16, max_answer_len=30, n_best=20)
+CFG = FinetuneConfig(max_seq_len=64, qa=QAOptions(doc_stride=8, max_query_len=16, max_answer_len=30, n_best=20))
 
 
 def read(name, data_dir, split, cfg=CFG):
@@ -110,14 +111,15 @@ def test_tasks_glue_layouts(tmp_path, name):
 def test_tasks_generic_columns_formats_and_missing_column(tmp_path):
     (tmp_path / "train.csv").write_text('review,stars\n"good, really",pos\nbad,neg\n')
     (tmp_path / "train.jsonl").write_text('{"q": "a", "r": "b", "y": 1}\n')
-    cfg = FinetuneConfig(text_a="review", label="stars", train_file=str(tmp_path / "train.csv"))
+    cfg = FinetuneConfig(columns=ColumnOptions(text_a="review", label="stars"), train_file=str(tmp_path / "train.csv"))
     train, _ = read("classify", tmp_path, "train", cfg)
     assert [(e.text_a, e.label) for e in train] == [("good, really", "pos"), ("bad", "neg")]
-    cfg = FinetuneConfig(text_a="q", text_b="r", label="y", train_file=str(tmp_path / "train.jsonl"))
+    cfg = FinetuneConfig(columns=ColumnOptions(text_a="q", text_b="r", label="y"),
+                         train_file=str(tmp_path / "train.jsonl"))
     (e,), _ = read("classify", tmp_path, "train", cfg)
     assert (e.text_a, e.text_b, e.label) == ("a", "b", "1")
     with pytest.raises(ElectraError, match=r"no label column 'rating' \(columns: review, stars\)"):
-        read("classify", tmp_path, "train", FinetuneConfig(text_a="review", label="rating",
+        read("classify", tmp_path, "train", FinetuneConfig(columns=ColumnOptions(text_a="review", label="rating"),
                                                              train_file=str(tmp_path / "train.csv")))
     with pytest.raises(MissingSplit):
         read("classify", tmp_path, "dev")
@@ -283,7 +285,7 @@ def test_tasks_cmrc_trial_reading_and_chinese_offsets(shared_data, zh_tokenizer)
     for e in train:
         a = e.answers[0]
         assert e.context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]
-    cfg = FinetuneConfig(max_seq_len=256, doc_stride=128, max_query_len=32)
+    cfg = FinetuneConfig(max_seq_len=256, qa=QAOptions(doc_stride=128, max_query_len=32))
     features, _ = get_task("cmrc2018").encode(train[:100], zh_tokenizer, None, cfg)
     hits = 0
     for f in features:

@@ -14,7 +14,7 @@ from electra.cli import main
 from electra.config import preset
 from electra.hf import export_pretraining, export_task_model
 from electra.model import TaskModel
-from electra.objective import build_objective
+from electra.objectives import build_objective
 from electra.tokenizer import SPECIAL_TOKENS, build_tokenizer, save_tokenizer_folder
 from electra.usage import (Detection, colour_ansi, detect, encode_masked, fill_mask, infill, infill_ids, load_model,
                            render_html)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from electra.config import preset
 from electra.errors import ElectraError
-from electra.objective import Electra, build_objective
+from electra.objective import Electra
+from electra.objectives import build_objective
 
 SPECIAL = dict(pad=0, cls=1, sep=2, mask=3)
 V = 120
@@ -143,15 +144,21 @@ def test_two_stage_switches_and_freezes():
 
 @pytest.mark.parametrize("kind", ["electra-15", "replace-mlm", "all-tokens-mlm", "adversarial", "gdes"])
 def test_variants_train(kind):
-    model = _build(kind)
+    """Every parameter of the variant gets a gradient from its loss (no head or delta left out of the graph), and a
+    small step along that gradient lowers the loss on the same batch and the same random draws."""
+    model = _build(kind, hidden_dropout=0.0, attention_dropout=0.0)
     assert isinstance(model, Electra)
     x, tt, am = _batch()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(15):
-        out = model(x, tt, am)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(out["loss"].item())
-    assert all(torch.isfinite(torch.tensor(losses)))
+
+    def loss():
+        return model(x, tt, am, generator=torch.Generator().manual_seed(0))["loss"]
+
+    before = loss()
+    before.backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, dead
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 1e-3 * p.grad
+        after = loss()
+    assert after < before - 1e-4, (before.item(), after.item())

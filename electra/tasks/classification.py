@@ -26,7 +26,7 @@ import numpy as np
 from electra import metrics
 from electra.errors import ElectraError
 from electra.readers import read_utf8
-from electra.tasks import MissingSplit, Task
+from electra.tasks.base import MissingSplit, Task, find_split
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents in one cell
 
@@ -118,21 +118,16 @@ def _first_present(columns: list, names: tuple):
 def read_generic(data_dir: Path, split: str, cfg, stats: Counter, files: dict | None = None, text_a=None,
                  text_b=None, label=None, regression=False) -> list[Example]:
     """A generic split: `files[split]` (or --train-file / --dev-file / --test-file, or DATA/split.{tsv,csv,jsonl,json})
-    with columns from the config (--text-a/--text-b/--label), the task's defaults or the usual names."""
-    explicit = getattr(cfg, f"{split}_file", None) if split in ("train", "dev", "test") else None
-    if explicit:
-        path = Path(explicit)
-    elif files and split in files:
-        path = data_dir / files[split]
-    else:
-        found = [data_dir / f"{split}{ext}" for ext in (".tsv", ".csv", ".jsonl", ".json")]
-        path = next((p for p in found if p.is_file()), found[0])
-    if not path.is_file():
-        raise MissingSplit(f"{split} split not found: {path} (give the file with --{split}-file)")
+    with columns from the config's [columns] (--text-a/--text-b/--label), the task's defaults or the usual names."""
+    names = (files[split],) if files and split in files else \
+        tuple(f"{split}{ext}" for ext in (".tsv", ".csv", ".jsonl", ".json"))
+    path = find_split(data_dir, split, cfg, names)
     columns, _ = read_records(path)
-    a = getattr(cfg, "text_a", None) or text_a or _first_present(columns, ("text_a", "text", "sentence", "sentence1"))
-    b = getattr(cfg, "text_b", None) or text_b or _first_present(columns, ("text_b", "sentence2"))
-    y = getattr(cfg, "label", None) or label or "label"
+    chosen = getattr(cfg, "columns", None)  # FinetuneConfig.columns; absent in a bare namespace
+    a = getattr(chosen, "text_a", None) or text_a or _first_present(columns, ("text_a", "text", "sentence",
+                                                                               "sentence1"))
+    b = getattr(chosen, "text_b", None) or text_b or _first_present(columns, ("text_b", "sentence2"))
+    y = getattr(chosen, "label", None) or label or "label"
     if a is None:
         raise ElectraError(f"{path}: no text column among {', '.join(map(str, columns))}; choose one with --text-a")
     labeled = split != "test" or y in columns

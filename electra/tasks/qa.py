@@ -35,7 +35,7 @@ import numpy as np
 
 from electra.errors import ElectraError
 from electra.readers import read_utf8
-from electra.tasks import Task, find_split
+from electra.tasks.base import Task, find_split
 
 
 @dataclass
@@ -136,9 +136,9 @@ def encode(examples: list[Example], tokenizer, labels, cfg) -> tuple[list[dict],
     contexts = tokenizer.encode_batch([e.context for e in examples], add_special_tokens=False)
     features = []
     for i, (e, q, c) in enumerate(zip(examples, questions, contexts)):
-        q_ids = q.ids[:cfg.max_query_len]
+        q_ids = q.ids[:cfg.qa.max_query_len]
         c_ids, c_offsets = c.ids, c.offsets  # properties that build a new list on every access: read once
-        stats["questions truncated"] += len(q.ids) > cfg.max_query_len
+        stats["questions truncated"] += len(q.ids) > cfg.qa.max_query_len
         room = cfg.max_seq_len - len(q_ids) - 3
         if room < 1:
             raise ElectraError(f"--max-seq-len {cfg.max_seq_len} leaves no room for the context after a "
@@ -149,8 +149,8 @@ def encode(examples: list[Example], tokenizer, labels, cfg) -> tuple[list[dict],
             a_end = a_start + len(e.answers[0]["text"])
             inside = [t for t, (s, t_end) in enumerate(c_offsets) if t_end > a_start and s < a_end]
             answer = (inside[0], inside[-1]) if inside else None
-        starts = list(range(0, max(1, len(c_ids) - room + cfg.doc_stride), cfg.doc_stride))
-        starts = [s for s in starts if s == 0 or s + room - cfg.doc_stride < len(c_ids)]
+        starts = list(range(0, max(1, len(c_ids) - room + cfg.qa.doc_stride), cfg.qa.doc_stride))
+        starts = [s for s in starts if s == 0 or s + room - cfg.qa.doc_stride < len(c_ids)]
         stats["contexts split into windows"] += len(starts) > 1
         for w in starts:
             window = range(w, min(w + room, len(c_ids)))
@@ -187,19 +187,19 @@ def decode(examples, features, outputs, labels, cfg, allow_no_answer: bool = Fal
             start_logits, end_logits = logits[:, 0], logits[:, 1]
             null = start_logits[0] + end_logits[0]
             null_score = null if null_score is None else min(null_score, null)
-            top_starts = np.argsort(-start_logits)[:cfg.n_best]
-            top_ends = np.argsort(-end_logits)[:cfg.n_best]
+            top_starts = np.argsort(-start_logits)[:cfg.qa.n_best]
+            top_ends = np.argsort(-end_logits)[:cfg.qa.n_best]
             offsets = f["offsets"]
             for s in top_starts:
                 for t in top_ends:
-                    if offsets[s] is None or offsets[t] is None or t < s or t - s + 1 > cfg.max_answer_len:
+                    if offsets[s] is None or offsets[t] is None or t < s or t - s + 1 > cfg.qa.max_answer_len:
                         continue
                     char_start, char_end = offsets[s][0], offsets[t][1]
                     score = float(start_logits[s] + end_logits[t])
                     key = (char_start, char_end)
                     if key not in candidates or candidates[key] < score:
                         candidates[key] = score
-        ranked = sorted(candidates.items(), key=lambda kv: -kv[1])[:cfg.n_best]
+        ranked = sorted(candidates.items(), key=lambda kv: -kv[1])[:cfg.qa.n_best]
         nbest = [{"text": e.context[a:b], "start": a, "score": s} for (a, b), s in ranked]
         if allow_no_answer and null_score is not None:
             nbest.append({"text": "", "start": -1, "score": float(null_score)})
@@ -211,7 +211,7 @@ def decode(examples, features, outputs, labels, cfg, allow_no_answer: bool = Fal
                 d["probability"] = float(p)
         best = next((d for d in nbest if d["text"]), {"text": "", "start": -1, "score": float("-inf")})
         if allow_no_answer and null_score is not None \
-                and null_score - best["score"] > cfg.null_threshold:
+                and null_score - best["score"] > cfg.qa.null_threshold:
             best = {"text": "", "start": -1, "score": float(null_score)}
         predictions.append({"answer": best["text"], "start": best["start"], "score": best["score"],
                             "n_best": nbest})

@@ -23,7 +23,7 @@ import numpy as np
 from electra import metrics
 from electra.errors import ElectraError
 from electra.readers import read_utf8
-from electra.tasks import Task, find_split
+from electra.tasks.base import Task, find_split
 
 
 @dataclass

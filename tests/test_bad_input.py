@@ -27,7 +27,7 @@ from electra.cli import main
 from electra.config import preset
 from electra.hf import export_pretraining, export_task_model
 from electra.model import TaskModel
-from electra.objective import build_objective
+from electra.objectives import build_objective
 from electra.pretrain import load_pretrain_config, pretrain
 from electra.sources import REPO_ROOT
 from electra.tokenizer import load_tokenizer, special_ids
@@ -627,3 +627,100 @@ def test_every_row_is_listed_in_docs_errors_md():
     doc = (REPO_ROOT / "docs" / "ERRORS.md").read_text(encoding="utf-8")
     missing = [c.id for c in CASES if f"`{c.id}`" not in doc]
     assert not missing, f"add these rows to docs/ERRORS.md: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# I/O failures: every writing command against a read-only output folder and a full disk (RLIMIT_FSIZE=0: every
+# write past byte 0 fails with EFBIG, as on a full disk, and empty files or folders left behind show up in the tree)
+
+
+def io_argv(t: Path, fx, command: str, folder: Path) -> list:
+    """The writing command `command` writing into the existing `folder` (an output folder or file in it)."""
+    out = folder / "out"
+    corpus = write(t / "corpus.txt", "The first sentence. The second one.\n\nAnother document here.\n" * 20)
+    texts = write(t / "texts.txt", "a fine film\na dull film\n")
+    return {
+        "tokenizer-train": ["tokenizer", "train", "--input", corpus, "--vocab-size", "100", "--out", out],
+        "prepare": ["prepare", "--input", corpus, "--tokenizer", fx.tok, "--out", out, "--workers", "0",
+                    "--no-progress"],
+        "pretrain": pretrain_argv(t, fx, DEBUG, "--train.steps=2", "--train.eval_every=0", "--run.tensorboard=false",
+                                  "--run.report=false", "--run.export=false", f"--run.out={out}"),
+        "export": ["export", fx.run, "--out", out],
+        "finetune": ["finetune", "--model", fx.clf, "--out", out, "--no-progress", "--threads", "1", "--epochs", "1",
+                     "--task", "sst2", "--data", sst2_data(t)],
+        "predict": ["predict", "--model", fx.clf, "--input", texts, "--output", folder / "out.jsonl"],
+        "detect": ["detect", "--model", fx.disc, "the film was good", "--html", folder / "page.html"],
+    }[command]
+
+
+WRITING_COMMANDS = ["tokenizer-train", "prepare", "pretrain", "export", "finetune", "predict", "detect"]
+# Rows whose command leaves a half-written file behind on a full disk; the owner's fix turns the xfail into a pass
+# (strict: then remove the name here). Found by this test; see docs/ERRORS.md.
+LEAVES_PARTIAL_FILES: dict[str, str] = {
+    "prepare": "files.write_json leaves OUT.tmp-prepare/progress.json.tmp-PID (unlink the temporary on failure)",
+    "pretrain": "leaves the new run folder with files.write_json's config.json.tmp-PID",
+    "export": "hf.write_folder leaves OUT/.discriminator.tmp-PID/ (remove the temporary folder on failure)",
+    "predict": "predict leaves .out.jsonl.tmp next to --output (remove the temporary on failure)",
+    "detect": "usage leaves .page.html.tmp-PID next to --html (remove the temporary on failure)",
+}
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return False
+    (folder / ".probe").unlink()
+    return True
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """tmp_path/ro, read-only: chmod 0o555, and where that does not stop us (root) the immutable attribute too."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if _writable(folder):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0 \
+            if shutil.which("chattr") else False
+    try:
+        if _writable(folder):
+            pytest.skip("cannot make a read-only folder here (root without chattr)")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_read_only_output_folder_one_line_exit_2(command, fx, tmp_path, read_only_folder, capsys):
+    argv = [str(a) for a in io_argv(tmp_path, fx, command, read_only_folder)]
+    before = tree(tmp_path)
+    code = main(argv)
+    _check(code, capsys.readouterr().err, [f"{read_only_folder}"], tmp_path, before)
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(
+    strict=True, reason=LEAVES_PARTIAL_FILES[c])) if c in LEAVES_PARTIAL_FILES else c for c in WRITING_COMMANDS])
+def test_full_disk_one_line_exit_2_nothing_left(command, fx, tmp_path, capsys):
+    import resource
+
+    (tmp_path / "w").mkdir()
+    argv = [str(a) for a in io_argv(tmp_path, fx, command, tmp_path / "w")]
+    before = tree(tmp_path)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))  # Python ignores SIGXFSZ: writes raise EFBIG
+    try:
+        code = main(argv)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    _check(code, capsys.readouterr().err, ["File too large"], tmp_path, before)
+
+
+def test_io_failures_are_listed_in_docs_errors_md():
+    doc = (REPO_ROOT / "docs" / "ERRORS.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## I/O and device failures"):]
+    for command in WRITING_COMMANDS:
+        assert f"`{command.replace('-', ' ')}" in section, command

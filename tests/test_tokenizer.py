@@ -11,8 +11,8 @@ import pytest
 from electra.cli import main
 from electra.errors import ElectraError
 from electra.readers import iter_documents, make_converter
-from electra.tokenizer import (FILES, load_tokenizer, save_tokenizer_folder, special_ids, tokenizer_from_vocab,
-                               train_tokenizer)
+from electra.tokenizer import (FILES, auto_alphabet, check_vocab, load_tokenizer, opencc_charmap, save_tokenizer_folder,
+                               special_ids, tokenizer_from_vocab, train_tokenizer, unk_rate, vocab_hash)
 
 
 def _wiki_paragraphs(folder, n=40):
@@ -150,3 +150,104 @@ def test_case_and_accent_options(shared_data, tmp_path):
     config = json.loads((tmp_path / "k/tokenizer_config.json").read_text())
     assert config["do_lower_case"] is True and config["strip_accents"] is False
     assert load_tokenizer(tmp_path / "k").encode("café").ids == keep.encode("café").ids
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chinese: the alphabet chosen from the data, the OpenCC conversion built into the folder, vocabulary identity
+
+TRADITIONAL, SIMPLIFIED = "還不錯，性價比很高", "还不错，性价比很高"
+
+
+def _chnsenticorp_dev(shared_data, n=400) -> list[str]:
+    lines = (shared_data / "zh/chnsenticorp/dev.tsv").read_text(encoding="utf-8").splitlines()[1:n + 1]
+    return [line.split("\t", 1)[1] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def zh_tokenizer_dir(wiki_zh_slice, tmp_path_factory):
+    """An 8,000-entry tokenizer trained by the CLI with the default alphabet and --opencc t2s (a few seconds)."""
+    out = tmp_path_factory.mktemp("zh") / "tok"
+    assert main(["tokenizer", "train", "--input", str(wiki_zh_slice), "--vocab-size", "8000", "--opencc", "t2s",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_default_alphabet_keeps_the_chinese_characters(zh_tokenizer_dir, wiki_zh_slice, shared_data, capsys):
+    texts = _chnsenticorp_dev(shared_data)
+    unk, total = unk_rate(load_tokenizer(zh_tokenizer_dir), texts)
+    assert unk / total < 0.01  # 0.7%; the old --limit-alphabet 1000 default: 14%
+    old = train_tokenizer([wiki_zh_slice], 8000, limit_alphabet=1000, opencc="t2s")
+    unk_old, total_old = unk_rate(old, texts)
+    assert unk_old / total_old > 0.05
+    capsys.readouterr()
+    assert main(["tokenizer", "train", "--input", str(wiki_zh_slice), "--vocab-size", "8000", "--limit-alphabet",
+                 "1000", "--out", str(zh_tokenizer_dir.parent / "old")]) == 0
+    out, err = capsys.readouterr()
+    assert "coverage: alphabet 1,000 of " in out and "held-out paragraphs" in out
+    assert "warning:" in err and "of held-out tokens are [UNK]" in err
+
+
+def test_auto_alphabet_rule():
+    counts = {"a": 5, "b": 2, "c": 1, "d": 9}
+    assert auto_alphabet(counts, vocab_size=100, min_frequency=2)[0] == 3  # every character seen twice or more
+    assert auto_alphabet(counts, vocab_size=100, min_frequency=1)[0] == 4
+    assert auto_alphabet(counts, vocab_size=4, min_frequency=1)[0] == 2  # at most half the vocab
+
+
+def test_opencc_conversion_lives_in_the_tokenizer_folder(zh_tokenizer_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = load_tokenizer(zh_tokenizer_dir)
+    assert tok.encode(TRADITIONAL).ids == tok.encode(SIMPLIFIED).ids
+    assert special_ids(tok)["unk"] not in tok.encode(SIMPLIFIED).ids
+    assert json.loads((zh_tokenizer_dir / "tokenizer_config.json").read_text())["electra_opencc"] == "t2s"
+    # a folder reduced to vocab.txt + tokenizer_config.json rebuilds the conversion from the config
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        (slim / name).write_text((zh_tokenizer_dir / name).read_text(encoding="utf-8"), encoding="utf-8")
+    assert load_tokenizer(slim).encode(TRADITIONAL).ids == tok.encode(SIMPLIFIED).ids
+    # transformers loads tokenizer.json as it is, conversion included
+    theirs = AutoTokenizer.from_pretrained(str(zh_tokenizer_dir))
+    assert theirs(TRADITIONAL)["input_ids"] == theirs(SIMPLIFIED)["input_ids"] == tok.encode(SIMPLIFIED).ids
+    assert theirs(TRADITIONAL, SIMPLIFIED)["token_type_ids"] == tok.encode(TRADITIONAL, SIMPLIFIED).type_ids
+    # the same vocab without the conversion tells the two apart
+    plain = tokenizer_from_vocab(zh_tokenizer_dir / "vocab.txt")
+    assert plain.encode(TRADITIONAL).ids != plain.encode(SIMPLIFIED).ids
+
+
+def test_opencc_character_map_matches_opencc_char_by_char():
+    from tokenizers import normalizers
+
+    from electra.tokenizer import precompiled_charsmap
+
+    table = opencc_charmap("t2s")
+    assert len(table) > 4000 and table["還"] == "还"
+    keys = "".join(table)
+    assert normalizers.Precompiled(precompiled_charsmap(table)).normalize_str(keys + " abc Café 电影") == \
+        "".join(table.values()) + " abc Café 电影"
+    assert make_converter("t2s")(TRADITIONAL) == SIMPLIFIED
+
+
+def test_import_with_opencc(shared_data, tmp_path):
+    assert main(["tokenizer", "import", "--vocab", str(shared_data / "vocab/bert-base-chinese.txt"), "--opencc", "t2s",
+                 "--out", str(tmp_path / "zh")]) == 0
+    tok = load_tokenizer(tmp_path / "zh")
+    assert tok.encode(TRADITIONAL).ids == tok.encode(SIMPLIFIED).ids
+    assert vocab_hash(tok) == vocab_hash(tokenizer_from_vocab(shared_data / "vocab/bert-base-chinese.txt"))
+
+
+def test_vocab_hash_is_identity_not_size(shared_data, zh_tokenizer_dir, tmp_path):
+    bert = tokenizer_from_vocab(shared_data / "vocab/bert-base-chinese.txt")
+    lines = (shared_data / "vocab/bert-base-chinese.txt").read_text(encoding="utf-8").split("\n")
+    lines[2000], lines[2001] = lines[2001], lines[2000]  # same size, same tokens, two ids swapped
+    (tmp_path / "swapped.txt").write_text("\n".join(lines), encoding="utf-8")
+    swapped = tokenizer_from_vocab(tmp_path / "swapped.txt")
+    assert swapped.get_vocab_size() == bert.get_vocab_size() and vocab_hash(swapped) != vocab_hash(bert)
+    ours = load_tokenizer(zh_tokenizer_dir)
+    assert vocab_hash(ours) == vocab_hash(load_tokenizer(zh_tokenizer_dir / "vocab.txt"))  # conversion aside
+    check_vocab(ours, vocab_hash(ours), zh_tokenizer_dir, "runs/x")
+    check_vocab(ours, None, zh_tokenizer_dir, "runs/x")  # nothing recorded: nothing to compare
+    with pytest.raises(ElectraError, match=f"tokenizer .*{vocab_hash(bert)}.* is not the vocabulary of runs/x "
+                                           f"\\(vocab {vocab_hash(ours)}\\)"):
+        check_vocab(bert, vocab_hash(ours), shared_data / "vocab/bert-base-chinese.txt", "runs/x")

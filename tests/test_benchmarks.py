@@ -41,3 +41,30 @@ def test_inference_smoke(capsys):
     # ours fp32 and transformers fp32 agree (same weights): the logit-difference column of the reference row
     line = next(l for l in out.splitlines() if l.startswith("transformers fp32"))
     assert float(line.split()[-1]) < 1e-4
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_writes_every_part(tmp_path, shared_data):
+    """`benchmarks/gpu_check.py --dry-run`: the whole GPU plan on CPU (tiny, fp32, gloo), each part in its own
+    process; results.json and summary.md hold every part, and every part succeeds."""
+    import json
+    import subprocess
+
+    pytest.importorskip("transformers")
+    out = tmp_path / "gc"
+    run = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--dry-run", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    parts = results["parts"]
+    assert list(parts) == ["env", "step", "fp16", "torchrun", "pretrain"]
+    assert {name: p["status"] for name, p in parts.items()} == dict.fromkeys(parts, "ok"), \
+        {name: p.get("log_tail") for name, p in parts.items()}
+    assert parts["env"]["torch"] and parts["step"]["presets"]["tiny"]["ratio_ours_over_transformers"] > 0
+    assert parts["fp16"]["steps"] == 20 and parts["torchrun"]["steps"] == 20
+    assert '"all_reduce_ok": true' in parts["torchrun"]["collective"]["output"]
+    curve = parts["pretrain"]["auc_curve"]
+    assert len(curve) >= 4 and all(0.0 <= r["auc"] <= 1.0 for r in curve)
+    summary = (out / "summary.md").read_text()
+    for heading in ("## Environment", "## Training step", "## fp16", "## torchrun", "## Pretraining"):
+        assert heading in summary

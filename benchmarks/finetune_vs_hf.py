@@ -6,7 +6,7 @@ encoder); the reference is `transformers.ElectraForSequenceClassification` loade
 before any training (identical architecture and initial weights, head included). For each task and seed:
 
   - the same token ids (our encoder of the task; checked against `transformers.AutoTokenizer` on a sample),
-  - the same mini-batches in the same order (`electra.finetune.batch_order(seed, epoch)`), dynamic padding,
+  - the same mini-batches in the same order (`electra.finetune_loop.batch_order(seed, epoch)`), dynamic padding,
   - the same recipe: AdamW (eps 1e-6, weight decay 0.01 except LayerNorm / bias), layer-wise LR decay 0.8,
     10% warm-up overlapped with linear decay, clipping at 1.0, dev scored after every epoch, best epoch kept.
 
@@ -38,8 +38,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from electra.finetune import (FinetuneConfig, batch_order, init_model, label_list, load_tokenizer_for,  # noqa: E402
-                              read_data, resolve, train_seed)
+from electra.finetune_config import FinetuneConfig, resolve  # noqa: E402
+from electra.finetune_data import label_list, read_data  # noqa: E402
+from electra.finetune_loop import batch_order, init_model, train_seed  # noqa: E402
+from electra.inference import load_tokenizer_for  # noqa: E402
 from electra.hf import export_task_model, model_config_from_hf, read_config  # noqa: E402
 from electra.sources import shared_data_dir  # noqa: E402
 from electra.tasks import collate, get_task  # noqa: E402
@@ -134,7 +136,9 @@ def bench_task(name: str, args, data_root: Path, model_dir: Path, log) -> dict:
     cfg = FinetuneConfig(task=name, model=str(model_dir), data=str(data_root / GLUE_DIRS[name]), out="-",
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
                          max_train_examples=n_train, max_dev_examples=args.max_dev, progress=False,
-                         predict_test=False)
+                         predict_test=False,
+                         # the transformers reference loop's recipe: HF head, torch AdamW, mean loss, HF decay depths
+                         head="hf", optim="adamw", batch_loss="mean", official_depth=False)
     cfg = resolve(cfg, task, model_cfg)
     tokenizer = load_tokenizer_for(model_dir, None, model_cfg.vocab_size)
     pad_id = tokenizer.token_to_id("[PAD]")

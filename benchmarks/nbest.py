@@ -49,7 +49,8 @@ from pathlib import Path
 
 import torch
 
-from electra.score import NBest, nbest_metrics, nbest_scores, rerank
+from electra.nbest import NBest, nbest_metrics, rerank
+from electra.score import nbest_scores
 from electra.sources import REPO_ROOT
 from electra.usage import load_model
 

@@ -3,7 +3,7 @@
     path = save_checkpoint(run_dir, step, objective, optimizer, state, meta, keep=3)   # RUN/checkpoints/step_NNNNNNN
     ckpt = latest_valid(run_dir)              # newest checkpoint whose checksums verify (older ones as fallback)
     objective, meta = load_objective(run_dir) # a run folder or one checkpoint folder -> the module, on CPU
-    hf_dir = resolve_model_dir(path)          # HF folder as is; our run/checkpoint -> exported RUN/hf/discriminator
+    hf_dir = resolve_model_dir(path)          # HF folder or Hub id as is; our run/checkpoint -> RUN/hf/discriminator
 
 A checkpoint folder holds model.safetensors (the raw objective module: shared tensors stored once), optimizer.pt,
 state.pt (step, RNG states, grad scaler) and checkpoint.json (metadata and the sha256 of every other file), written
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from electra.errors import ElectraError
-from electra.files import write_json
+from electra.files import usual_mode, write_json
 
 FORMAT = 1
 PREFIX = "step_"
@@ -74,6 +74,7 @@ def save_checkpoint(run_dir, step: int, objective: torch.nn.Module, optimizer: t
     try:
         tmp.mkdir()
         save_model(objective, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+        usual_mode(tmp / "model.safetensors")  # safetensors writes 0600; 0644 like the rest of the run
         torch.save(optimizer.state_dict() if optimizer is not None else {}, tmp / "optimizer.pt")
         torch.save(state, tmp / "state.pt")
         for name in FILES:
@@ -248,7 +249,8 @@ def export_hf(objective: torch.nn.Module, meta: dict, out_dir, overwrite: bool =
 
     out = Path(out_dir)
     written = export_pretraining(objective, out, tokenizer_dir=tokenizer_dir(meta), overwrite=overwrite)
-    write_json(out / "source.json", {"checkpoint": Path(meta["checkpoint"]).name, "step": meta["step"]})
+    write_json(out / "source.json", {"checkpoint": Path(meta["checkpoint"]).name, "step": meta["step"],
+                                     "tokenizer_vocab": meta.get("tokenizer_vocab")})
     return written
 
 
@@ -256,11 +258,13 @@ def resolve_model_dir(path, which: str = "discriminator") -> Path:
     """A model folder for fine-tuning and the usage commands. An HF folder is returned as is; a run folder or a
     checkpoint folder of ours is exported once to RUN/hf (the newest checkpoint) or RUN/hf/step_NNNNNNN (an older
     one) and that HF folder is returned. `which`: discriminator or generator (an MLM-only run has just `mlm`)."""
+    from electra.hub import parse_hub_id, resolve_model
+
     if which not in ("discriminator", "generator"):
         raise ElectraError(f"which='{which}' must be discriminator or generator")
-    path = Path(path)
-    if not path.exists():
+    if not Path(path).exists() and parse_hub_id(str(path)) is None:
         raise ElectraError(f"model folder not found: {path}")
+    path = resolve_model(path)  # a Hub id -> its snapshot folder in the Hub cache
     if not is_ours(path):
         if not (path / "config.json").is_file():
             raise ElectraError(f"{path} is neither a Hugging Face model folder (config.json) nor a pretraining "

@@ -24,6 +24,8 @@ from electra.errors import ElectraError
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu")  # gelu = exact erf (HF "gelu"); gelu_new = tanh approximation (TF code)
 OBJECTIVES = ("electra", "mlm", "electra-15", "replace-mlm", "all-tokens-mlm", "adversarial", "gdes", "two-stage")
+INITS = ("official", "normal")  # ModelConfig.init (model.init_weights); docs/FIDELITY.md
+MASKINGS = ("official", "exact")  # ObjectiveConfig.masking (objective.mask_tokens); docs/FIDELITY.md
 
 
 @dataclass
@@ -44,8 +46,13 @@ class ModelConfig:
     hidden_act: str = "gelu"
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    # official: TF's truncated normal (stddev initializer_range, cut at 2 std) and Glorot-uniform where the TF code
+    # uses tf.layers.dense defaults (embedding projection, the discriminator's output layer); normal: N(0, range)
+    init: str = "official"
 
     def __post_init__(self):
+        if self.init not in INITS:
+            raise ElectraError(f"init='{self.init}' is not one of {', '.join(INITS)}")
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):
             _check_positive(self, name)
@@ -68,7 +75,7 @@ class ModelConfig:
 class TwoStageOptions:
     """Knobs only objective 'two-stage' reads (variants.TwoStage); `[objective] two_stage_<knob>` in a run file."""
 
-    switch: int = 0  # generator-only forward passes (micro-batches) before the discriminator
+    switch: int = 0  # optimizer steps of stage 1 (the generator alone); the training loop switches
 
 
 @dataclass
@@ -89,12 +96,18 @@ class ObjectiveConfig:
     typed section per variant that has knobs of its own (VARIANT_SECTIONS)."""
 
     kind: str = "electra"  # electra | mlm | electra-15 | replace-mlm | all-tokens-mlm | adversarial | gdes | two-stage
-    mask_prob: float = 0.15  # fraction of non-special tokens selected for prediction (0.25 for large)
+    mask_prob: float = 0.15  # fraction of tokens selected for prediction (0.25 for large); see `masking`
+    # official: round(mask_prob * non-pad tokens, [CLS]/[SEP] counted) slots, positions drawn with replacement
+    # (pretrain_helpers.mask; duplicates collapse: ~14.1% distinct at 15%); exact: round(mask_prob * maskable
+    # tokens) distinct positions (15.0%)
+    masking: str = "official"
     mask_token_prob: float = 0.85  # of the selected: replaced by [MASK] (the rest kept as is)
     random_token_prob: float = 0.0  # of the selected: replaced by a random token (BERT uses 0.1; ELECTRA 0)
-    max_predictions: int = 0  # cap per sequence; 0 = int((mask_prob + 0.005) * seq_len) as the official code
+    max_predictions: int = 0  # slots per sequence; 0 = int((mask_prob + 0.005) * seq_len) as the official code
     gen_weight: float = 1.0  # weight of the generator's MLM loss
-    disc_weight: float = 50.0  # weight of the discriminator's replaced-token-detection loss (lambda in the paper)
+    # weight of the replaced-token-detection loss (lambda); unset: the objective's own, 50 (ELECTRA paper), 10 (gdes:
+    # DeBERTa-v3's rtd_lambda)
+    disc_weight: float | None = None
     temperature: float = 1.0  # sampling temperature for the generator's Gumbel-max sample
     disallow_correct: bool = False  # official `disallow_correct`: never sample the original token
     two_stage: TwoStageOptions = field(default_factory=TwoStageOptions)
@@ -103,6 +116,10 @@ class ObjectiveConfig:
     def __post_init__(self):
         if self.kind not in OBJECTIVES:
             raise ElectraError(f"objective kind='{self.kind}' is not one of {', '.join(OBJECTIVES)}")
+        if self.masking not in MASKINGS:
+            raise ElectraError(f"masking='{self.masking}' is not one of {', '.join(MASKINGS)}")
+        if self.disc_weight is None:
+            self.disc_weight = 10.0 if self.kind == "gdes" else 50.0
         if not 0.0 < self.mask_prob < 1.0:
             raise ElectraError(f"mask_prob={self.mask_prob} must be in (0, 1)")
         for name in ("mask_token_prob", "random_token_prob"):
@@ -115,7 +132,7 @@ class ObjectiveConfig:
         if self.temperature <= 0:
             raise ElectraError(f"temperature={self.temperature} must be > 0")
         if self.kind == "two-stage" and self.two_stage.switch <= 0:
-            raise ElectraError("objective kind='two-stage' needs two_stage_switch > 0 (generator-only forward passes)")
+            raise ElectraError("objective kind='two-stage' needs two_stage_switch > 0 (optimizer steps of stage 1)")
         if self.gen_weight < 0 or self.disc_weight < 0:
             raise ElectraError("gen_weight and disc_weight must be >= 0")
 
@@ -327,5 +344,4 @@ def suggest(key: str, known) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-_suggest = suggest  # alias for electra.study (lead removes)
 

@@ -37,11 +37,11 @@ from typing import Iterator
 import numpy as np
 
 from electra.errors import ElectraError
-from electra.files import write_json
+from electra.files import removed_on_failure, write_json
 from electra.loader import FORMAT_VERSION
-from electra.loader import PretrainDataset, PretrainLoader  # re-export for electra.study, tests (lead removes)
 from electra.readers import FORMATS, ReadStats, expand_inputs, iter_documents, make_converter, split_sentences
 from electra.tokenizer import SPECIAL_TOKENS, fingerprint, load_tokenizer, save_tokenizer_folder, special_ids
+from electra.tokenizer import vocab_hash
 
 SPLITS = ("train", "valid")
 
@@ -297,8 +297,8 @@ def prepare(inputs: list[str], tokenizer: str | os.PathLike, out: str | os.PathL
         "num_valid": sum(s["num_examples"] for s in shards["valid"]),
         "num_train_tokens": sum(s["num_tokens"] for s in shards["train"]),
         "num_valid_tokens": sum(s["num_tokens"] for s in shards["valid"]),
-        "num_documents": counts["documents"], "input_bytes": total_bytes,
-        "tokenizer_fingerprint": fingerprint(tok), "seed": config.seed, "dtype": dtype,
+        "num_documents": counts["documents"], "input_bytes": total_bytes, "seed": config.seed, "dtype": dtype,
+        "tokenizer_fingerprint": fingerprint(tok), "tokenizer_vocab": vocab_hash(tok),  # vocab identity (not size)
         "packing": {k: v for k, v in asdict(config).items() if k not in ("seq_len", "seed")},
         "format": fmt, "text_field": text_field,
         "warnings": {k: getattr(stats, k) for k in ("binary_skipped", "replaced", "long_lines", "bad_json")},
@@ -339,7 +339,8 @@ def _start_tmp(tmp: Path, signature: dict) -> dict:
     if state["batches_done"] == 0 and tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
-    write_json(tmp / "progress.json", state, fsync=True)
+    with removed_on_failure(tmp, when=state["batches_done"] == 0):  # a fresh one is not kept on a full disk
+        write_json(tmp / "progress.json", state, fsync=True)
     return state
 
 

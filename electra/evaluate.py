@@ -5,13 +5,16 @@
     electra evaluate --model runs/mnli/model --data DIR --split mm                         # MNLI mismatched
 
 Prints the metrics as one JSON object on stdout. The model folder is OUT/model of `electra finetune` (or OUT); its
-electra_task.json gives the task, labels and lengths, and the dev split is rebuilt exactly as fine-tuning built it
-(including a dev held out of train for data without a dev file). A gold label the model never saw is an error.
+electra_task.json gives the task, labels and lengths. The dev split is the folder's dev file (or --dev-file) whenever
+there is one, whatever fine-tuning used, so a model tuned on a dev held out of train (CMRC 2018 trial, People's
+Daily) scores on a real dev set; a folder without one gets the held-out part of its train file, rebuilt exactly as
+fine-tuning built it. A gold label the model never saw is an error.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +25,7 @@ def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", 
              batch_size: int | None = None, device=None, options: dict | None = None) -> tuple:
     """(metrics, task, examples, predictions) of the model in `model_dir` on `split` of the data in `data`."""
     from electra.finetune_config import updated
-    from electra.finetune_data import holdout, warn_counts
+    from electra.finetune_data import warn_counts
     from electra.inference import infer
     from electra.predict import load
     from electra.tasks import get_task
@@ -34,10 +37,7 @@ def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", 
                            f"{predictor.task.kind} model (fine-tuned for '{predictor.task.name}')")
     cfg = updated(predictor.cfg, {"data": str(data), **(options or {})})
     stats = Counter()
-    if split == "dev" and cfg.dev_fraction:
-        _, examples = holdout(task.read(Path(data), "train", cfg, stats), cfg.dev_fraction)
-    else:
-        examples = task.read(Path(data), split, cfg, stats)
+    examples = read_split(task, Path(data), split, cfg, stats)
     warn_counts(f"{task.name} data", len(examples), stats, "records")
     examples = examples[:max_examples] if max_examples else examples
     if not examples:
@@ -56,6 +56,27 @@ def evaluate(model_dir, data, task_name: str | None = None, split: str = "dev", 
     return task.metric(examples, predictions), task, examples, predictions
 
 
+def read_split(task, data: Path, split: str, cfg, stats: Counter) -> list:
+    """The examples of `split` in `data`: its file (or --dev-file ...) wherever there is one, so a model fine-tuned
+    on a dev held out of train scores on a real dev file. Without a dev file, the part of train that fine-tuning held
+    out (the model's dev_fraction, else the task's), rebuilt exactly."""
+    from electra.finetune_data import holdout
+    from electra.tasks import MissingSplit
+
+    try:
+        return task.read(data, split, cfg, stats)
+    except MissingSplit as missing:
+        fraction = cfg.dev_fraction or task.dev_from_train
+        if split != "dev" or not fraction:
+            raise
+        try:
+            train = task.read(data, "train", cfg, stats)
+        except MissingSplit:  # neither file: say which dev file is missing (evaluate has --dev-file)
+            raise missing from None
+        print(f"{missing}; scoring the {fraction:.0%} of train held out as dev when fine-tuning", file=sys.stderr)
+    return holdout(train, fraction)[1]
+
+
 def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="fine-tuned model folder (OUT/model or OUT)")
     parser.add_argument("--data", required=True, metavar="DIR", help="folder with the task's files")
@@ -66,14 +87,17 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, metavar="FILE", help="also write the predictions as JSONL")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     for flag, help_ in (("--text-a", "generic tasks: text column"), ("--text-b", "generic tasks: second text column"),
-                        ("--label", "generic tasks: label column"), ("--dev-file", "dev file instead of DATA/..")):
+                        ("--label", "generic tasks: label column"), ("--dev-file", "dev file instead of DATA/.."),
+                        ("--train-file", "train file (for a dev held out of it)"),
+                        ("--test-file", "test file instead of DATA/.. (--split test)")):
         parser.add_argument(flag, default=None, help=help_)
 
 
 def run(args: argparse.Namespace) -> int:
     from electra.finetune_data import gold_of
 
-    options = {k: getattr(args, k) for k in ("text_a", "text_b", "label", "dev_file") if getattr(args, k)}
+    keys = ("text_a", "text_b", "label", "dev_file", "train_file", "test_file")
+    options = {k: getattr(args, k) for k in keys if getattr(args, k)}
     if args.output and Path(args.output).exists():
         raise ElectraError(f"{args.output} already exists; choose another --output")
     metrics, task, examples, predictions = evaluate(args.model, args.data, args.task, args.split,

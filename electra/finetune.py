@@ -7,11 +7,18 @@
 `--model` is a Hugging Face ELECTRA or BERT-family folder, or a pretraining run / checkpoint of ours. The options are
 FinetuneConfig's (electra/finetune_config.py): every field is a flag, and a TOML run file (`--config`) sets them
 under the flags. With `--seeds N` the run repeats with seeds seed..seed+N-1 and reports each, their median and their
-mean. The loop itself is electra/finetune_loop.py.
+mean; `--lr 3e-4,1e-3,3e-3` trains each learning rate over every seed and keeps the one with the best final-model
+dev median. The defaults are the official recipe (docs/FIDELITY.md). The loop itself is electra/finetune_loop.py.
+
+The reported dev score is the final model's (the official protocol), never the max over epochs; the best epoch is
+reported beside it as `dev_best_epoch`, labelled as the early-stopping view. `--select best-epoch` saves the best
+epoch's weights instead of the final ones.
 
 OUT/ (written under a temporary name and renamed at the end, so an interrupted run leaves nothing half-written):
-    metrics.json        {"task", "main_metric", "dev" (best seed), "seeds": [...], "median", "mean", "counts"}
-    predictions.jsonl   dev predictions of the best seed, one JSON object per example (with the gold answer)
+    metrics.json        {"task", "main_metric", "protocol", "select", "lr", "dev" (the saved seed's final model),
+                        "dev_best_epoch" ({"epoch", ...}), "best_seed", "seeds": [...], "median", "mean" (final
+                        models), "median_best_epoch", "mean_best_epoch", "collapsed", "lr_sweep", "counts", ...}
+    predictions.jsonl   dev predictions of the saved model, one JSON object per example (with the gold answer)
     config.json         the resolved configuration (defaults, TOML file and flags merged; derived values)
     model/              the best model as an HF ElectraFor* folder + tokenizer + electra_task.json
     submission/         GLUE test-set files (SST-2.tsv, ...) when the data has unlabeled test splits

@@ -61,7 +61,9 @@ class FinetuneConfig:
     out: str = ""
     tokenizer: str | None = None  # tokenizer folder or vocab.txt; None = the model folder's
     epochs: int | None = None  # None = the task's (3; 10 for RTE / STS-B; 2 for QA)
-    lr: float | None = None  # None = by model width: 3e-4 (<= 256, Small), 1e-4 (<= 768, Base), 5e-5 (Large)
+    # float, or a list of floats (each trained over every seed; the final-model dev median picks one).
+    # None = by model width: 1e-3 (<= 128, tiny), 3e-4 (<= 256, Small), 1e-4 (<= 768, Base), 5e-5 (Large)
+    lr: typing.Any = None
     batch_size: int = 32
     eval_batch_size: int = 64
     max_seq_len: int | None = None  # None = the task's (128; 384 for QA)
@@ -70,7 +72,12 @@ class FinetuneConfig:
     max_train_examples: int = 0  # 0 = all; else a fixed random subset (chosen with seed 0, same for every run seed)
     max_dev_examples: int = 0  # 0 = all; else the first N dev examples
     layer_decay: float | None = None  # None = 0.8, or 0.9 for 24+ layers (paper); 1.0 = no decay
-    official_depth: bool = False  # put the head at depth L+2 as the official code does
+    official_depth: bool = True  # decay depths as the official code: embeddings d^(L+2), layer i d^(L+1-i), head 1
+    optim: str = "official"  # official: Adam without bias correction (official AdamWeightDecay); adamw: torch AdamW
+    head: str = "official"  # sequence tasks: official (dropout + linear on [CLS]) or hf (dense + gelu + out_proj)
+    target_scale: float | None = None  # regression targets / this for training (None = the task's: 5 for STS-B)
+    batch_loss: str = "sum"  # sum: the loss summed over the batch's examples (official; the clip sees it); mean
+    select: str = "final"  # the saved model: final (official protocol) or best-epoch (the best dev epoch's weights)
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     adam_eps: float = 1e-6
@@ -102,6 +109,38 @@ class FinetuneConfig:
             raise ElectraError(f"dev_fraction={self.dev_fraction} must be in [0, 1)")
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise ElectraError(f"layer_decay={self.layer_decay} must be in (0, 1]")
+        if self.target_scale is not None and not self.target_scale > 0:
+            raise ElectraError(f"target_scale={self.target_scale} must be positive")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ElectraError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}")
+        self.lr = learning_rates(self.lr)
+
+
+CHOICES = {"optim": ("official", "adamw"), "batch_loss": ("sum", "mean"), "head": ("official", "hf"),
+           "select": ("final", "best-epoch")}
+
+
+def learning_rates(value):
+    """None, one positive float, or a list of two or more distinct positive floats (from a list, a number or a
+    comma-separated string such as "1e-4,3e-4,1e-3")."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        try:
+            lr = float(item.strip() if isinstance(item, str) else item)
+        except (TypeError, ValueError):
+            lr = None
+        if isinstance(item, bool) or lr is None or not lr > 0 or lr != lr:
+            raise ElectraError(f"lr: {item!r} is not a positive number (give one learning rate or a list such as "
+                               "1e-4,3e-4,1e-3)")
+        if lr not in out:
+            out.append(lr)
+    if not out:
+        raise ElectraError("lr: the list of learning rates is empty")
+    return out[0] if len(out) == 1 else out
 
 
 # section name -> its dataclass; key -> the section that owns it (keys are unique across sections and the top level)
@@ -173,8 +212,15 @@ def config_from_metadata(meta: dict) -> FinetuneConfig:
 
 
 def default_lr(hidden_size: int) -> float:
-    """Paper Table 7: 3e-4 for Small (hidden 256), 1e-4 for Base (768), 5e-5 for Large (1024)."""
-    return 3e-4 if hidden_size <= 256 else 1e-4 if hidden_size <= 768 else 5e-5
+    """Paper Table 7: 3e-4 for Small (hidden 256), 1e-4 for Base (768), 5e-5 for Large (1024). Below Small (hidden
+    <= 128: tiny and demo models) 1e-3, measured (docs/FIDELITY.md): at 3e-4 such models often stay at the majority
+    class within a few epochs."""
+    return 1e-3 if hidden_size <= 128 else 3e-4 if hidden_size <= 256 else 1e-4 if hidden_size <= 768 else 5e-5
+
+
+# Regression targets divided by this for training (predictions multiplied back): the official code normalizes
+# STS-B's 0-5 scores to 0-1 (classification_tasks.py, RegressionTask: (label - min) / max).
+TARGET_SCALE = {"stsb": 5.0}
 
 
 def resolve(cfg: FinetuneConfig, task, model_cfg) -> FinetuneConfig:
@@ -184,6 +230,7 @@ def resolve(cfg: FinetuneConfig, task, model_cfg) -> FinetuneConfig:
         cfg,
         epochs=cfg.epochs or task.epochs,
         lr=cfg.lr or default_lr(model_cfg.hidden_size),
+        target_scale=cfg.target_scale or (TARGET_SCALE.get(task.name, 1.0) if task.regression else 1.0),
         max_seq_len=min(cfg.max_seq_len or task.max_seq_len, model_cfg.max_position_embeddings),
         layer_decay=cfg.layer_decay or LAYERWISE_LR_DECAY[size],
         double_unordered=task.double_unordered if cfg.double_unordered is None else cfg.double_unordered,
@@ -200,7 +247,8 @@ HELP = {
     "out": "output folder (metrics.json, predictions.jsonl, config.json, model/)",
     "tokenizer": "tokenizer folder or vocab.txt (default: the model folder's)",
     "epochs": "training epochs (default: the task's: 3; 10 for RTE and STS-B; 2 for QA)",
-    "lr": "peak learning rate (default by width: 3e-4 Small, 1e-4 Base, 5e-5 Large)",
+    "lr": "peak learning rate, or a comma-separated list (each trained over all seeds; the final-model dev median "
+          "picks one) (default by width: 1e-3 tiny, 3e-4 Small, 1e-4 Base, 5e-5 Large)",
     "batch_size": "training batch size (default 32)",
     "eval_batch_size": "evaluation batch size (default 64)",
     "max_seq_len": "tokens per input, longer ones truncated and counted (default: 128; 384 for QA)",
@@ -209,7 +257,17 @@ HELP = {
     "max_train_examples": "train on a fixed random subset of N examples (default 0 = all)",
     "max_dev_examples": "score the first N dev examples only (default 0 = all)",
     "layer_decay": "layer-wise LR decay factor (default 0.8; 0.9 for 24-layer models; 1 = off)",
-    "official_depth": "reproduce the official code's off-by-one depth (head at L+2) (default off)",
+    "official_depth": "layer-wise decay depths of the official code: head lr, top layer lr*d^2, embeddings "
+                      "lr*d^(L+2); --no-official-depth: head lr, top layer lr*d, embeddings lr*d^(L+1) (default on)",
+    "optim": "official: Adam without bias correction, as the official code; adamw: torch AdamW (default official)",
+    "head": "sequence tasks: official (dropout + one linear layer on [CLS]) or hf (Hugging Face's dense + gelu + "
+            "out_proj) (default official)",
+    "target_scale": "regression targets are divided by this for training, predictions scaled back (default: 5 for "
+                    "STS-B as the official code, else 1)",
+    "batch_loss": "sum: the loss is summed over the examples of a batch before the gradient clip, as the official "
+                  "code (run_finetuning.py); mean: averaged (default sum)",
+    "select": "the saved model: final (the reported dev is always the final model's) or best-epoch (the weights of "
+              "the best dev epoch) (default final)",
     "warmup_fraction": "fraction of steps with linear warm-up (default 0.1)",
     "weight_decay": "AdamW weight decay, not on LayerNorm and biases (default 0.01)",
     "adam_eps": "AdamW epsilon (default 1e-6)",
@@ -257,8 +315,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, fields=None, task_help
         base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif name in CHOICES:
+            parser.add_argument(flag, choices=CHOICES[name], default=None, help=help_)
         else:
-            parser.add_argument(flag, type=base, default=None, metavar=name.upper().replace("_", "-"), help=help_)
+            parser.add_argument(flag, type=FLAG_TYPES.get(name, base), default=None,
+                                metavar=name.upper().replace("_", "-"), help=help_)
+
+
+def _lr_flag(text: str):
+    try:
+        return learning_rates(text)
+    except ElectraError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+FLAG_TYPES = {"lr": _lr_flag}  # flags whose value is not one plain type
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:

@@ -4,12 +4,18 @@
     metrics = finetune(FinetuneConfig(task="sst2", model="hf/discriminator", data="../shared/data/glue/SST-2",
                                       out="runs/sst2", seeds=3))
 
-ELECTRA's recipe (paper appendix, google-research/electra `run_finetuning.py`): AdamW (eps 1e-6, weight decay 0.01),
-layer-wise LR decay (0.8; 0.9 for 24-layer models; `official_depth` reproduces the official off-by-one), 10% linear
-warm-up overlapped with linear decay to 0, gradient clipping at 1.0, per-task epochs, MRPC / STS-B trained on both
-orders of each pair. Every epoch is scored on dev; the best epoch's weights are kept in memory, and only the best
-seed's weights and predictions are kept across seeds. The outputs (electra/finetune.py's docstring lists them) are
-written to a temporary sibling folder and renamed at the end.
+ELECTRA's recipe by default, as google-research/electra does it (docs/FIDELITY.md lists each switch): Adam without
+bias correction (`optim`, eps 1e-6, weight decay 0.01), layer-wise LR decay with the official depths (0.8; 0.9 for
+24-layer models), 10% linear warm-up overlapped with linear decay to 0, gradient clipping at 1.0, per-task epochs,
+MRPC / STS-B trained on both orders of each pair, STS-B targets / 5, dropout + one linear layer on [CLS] (`head`).
+
+Evaluation protocol (official run_finetuning.py): the reported dev score of a seed is its FINAL model's; the median
+and mean over seeds are reported. Every epoch is also scored on dev: the best one is kept as `dev_best_epoch` (the
+early-stopping view, labelled so), and `select = "best-epoch"` saves its weights instead of the final ones. With a
+list of learning rates each is trained over every seed and the final-model dev median picks one. Only one seed's
+weights (the best seed of the best learning rate so far) stay in memory. A seed whose dev predictions collapse to one
+class (or a constant) is reported in plain words with the fix. The outputs (electra/finetune.py's docstring lists
+them) are written to a temporary sibling folder and renamed at the end.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from electra.finetune_config import FinetuneConfig, resolve, task_metadata
 from electra.finetune_data import encode_splits, gold_of, label_list, read_data, warn_counts
 from electra.inference import infer, load_tokenizer_for
 from electra.tasks import Task, collate, get_task
+from electra.threads import torch_threads
 
 
 def init_model(model_dir: Path, task: Task, labels: list | None, cfg: FinetuneConfig, seed: int):
@@ -41,7 +48,7 @@ def init_model(model_dir: Path, task: Task, labels: list | None, cfg: FinetuneCo
     torch.manual_seed(seed)
     num_labels = 1 if task.regression else (len(labels) if labels else 2)
     return load_task_model(model_dir, kind=task.kind, num_labels=num_labels,
-                           classifier_dropout=cfg.classifier_dropout, strict_head=False)
+                           classifier_dropout=cfg.classifier_dropout, strict_head=False, head=cfg.head)
 
 
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -53,6 +60,8 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int
 
 def evaluate_split(model, task: Task, examples, features, labels, cfg, pad_id, device) -> tuple[dict, list]:
     outputs = infer(model, features, cfg.eval_batch_size, pad_id, device, cfg.progress)
+    if task.regression and cfg.target_scale not in (None, 1.0):  # trained on targets / scale (STS-B: / 5)
+        outputs = [o * cfg.target_scale for o in outputs]
     predictions = task.decode(examples, features, outputs, labels, cfg)
     return task.metric(examples, predictions), predictions
 
@@ -70,7 +79,10 @@ def score_epoch(model, task: Task, data: dict, labels, cfg, pad_id, device) -> t
 
 def train_seed(model, task: Task, data: dict, labels, cfg: FinetuneConfig, seed: int, pad_id: int, device,
                log=print) -> dict:
-    """Fine-tune one seed. Returns {"seed", "best_epoch", "dev", "epochs", "seconds", "state", "predictions"}."""
+    """Fine-tune one seed at cfg.lr (one number). Returns {"seed", "lr", "dev": the FINAL model's dev scores,
+    "dev_best_epoch": {"epoch", scores...} (the early-stopping view), "epochs": every epoch's dev scores, "seconds",
+    "collapsed": a plain-words note when the final dev predictions are one class or a constant (else None),
+    "state" and "predictions": of the saved model (final; the best epoch's with cfg.select == "best-epoch")}."""
     from tqdm import tqdm
 
     from electra.optim import build_optimizer, clip_grad_norm, linear_schedule, param_groups, set_lr
@@ -79,12 +91,13 @@ def train_seed(model, task: Task, data: dict, labels, cfg: FinetuneConfig, seed:
     model.to(device)
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay, model.cfg.num_layers,
                           cfg.official_depth)
-    optimizer = build_optimizer(groups, "adamw", lr=cfg.lr, eps=cfg.adam_eps)
+    optimizer = build_optimizer(groups, OPTIMIZERS[cfg.optim], lr=cfg.lr, eps=cfg.adam_eps)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
-    schedule = linear_schedule(warmup=int(cfg.warmup_fraction * total), total=total)
+    schedule = linear_schedule(warmup=cfg.warmup_fraction * total, total=total)  # fractional, as the official
     params = [p for g in groups for p in g["params"]]
-    best, history, step, start = None, [], 0, time.perf_counter()
+    scale = cfg.target_scale if task.regression and cfg.target_scale else 1.0
+    best, history, note, step, start = None, [], None, 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
         bar = tqdm(batch_order(len(train), cfg.batch_size, seed, epoch), desc=f"seed {seed} epoch {epoch + 1}",
@@ -92,8 +105,10 @@ def train_seed(model, task: Task, data: dict, labels, cfg: FinetuneConfig, seed:
         for idx in bar:
             set_lr(optimizer, cfg.lr, schedule(step))
             batch = {k: v.to(device) for k, v in collate([train[i] for i in idx], pad_id).items()}
+            if scale != 1.0:
+                batch["labels"] = batch["labels"] / scale
             loss, _ = model(**batch)
-            loss.backward()
+            (loss * len(idx) if cfg.batch_loss == "sum" else loss).backward()
             clip_grad_norm(params, cfg.clip_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -102,19 +117,63 @@ def train_seed(model, task: Task, data: dict, labels, cfg: FinetuneConfig, seed:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         scores, predictions = score_epoch(model, task, data, labels, cfg, pad_id, device)
         history.append(scores)
-        log(f"seed {seed} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
-        if best is None or scores[task.main_metric] > best["dev"][task.main_metric]:
-            best = {"epoch": epoch + 1, "dev": scores, "predictions": predictions,
-                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-    return {"seed": seed, "best_epoch": best["epoch"], "dev": best["dev"], "epochs": history,
-            "seconds": time.perf_counter() - start, "state": best["state"], "predictions": best["predictions"]}
+        log(f"seed {seed} lr {cfg.lr:g} epoch {epoch + 1}/{cfg.epochs}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+        note = collapse_note(task, data["dev"], predictions)
+        if note:
+            log(f"seed {seed} lr {cfg.lr:g} epoch {epoch + 1}: warning: {note}")
+        if best is None or scores[task.main_metric] > best["scores"][task.main_metric]:
+            best = {"epoch": epoch + 1, "scores": scores}
+            if cfg.select == "best-epoch":
+                best.update(predictions=predictions, state=_cpu_state(model))
+    saved = best if cfg.select == "best-epoch" else {"predictions": predictions, "state": _cpu_state(model)}
+    return {"seed": seed, "lr": cfg.lr, "dev": history[-1],
+            "dev_best_epoch": {"epoch": best["epoch"], **best["scores"]}, "epochs": history,
+            "seconds": time.perf_counter() - start, "collapsed": note, "state": saved["state"],
+            "predictions": saved["predictions"]}
 
 
-def summarize(runs: list[dict]) -> tuple[dict, dict]:
-    """Median and mean over seeds of every dev metric."""
-    keys = runs[0]["dev"].keys()
-    return ({k: statistics.median(r["dev"][k] for r in runs) for k in keys},
-            {k: statistics.fmean(r["dev"][k] for r in runs) for k in keys})
+OPTIMIZERS = {"official": "adamw-official", "adamw": "adamw"}  # FinetuneConfig.optim -> electra.optim's name
+
+FIX = ("Try another --lr (several at once: --lr 3e-4,1e-3,3e-3; too low learns nothing yet, too high can fall back "
+       "to the prior) or more --epochs; if a randomly initialised model of the same size does better, the pretrained "
+       "model itself may be collapsed (see its pretraining diagnosis)")
+
+
+def collapse_note(task: Task, examples: list, predictions: list) -> str | None:
+    """Plain words when every dev prediction is the same class (tags: the same tag), or the regression scores are
+    (nearly) constant; None when the predictions vary."""
+    if len(predictions) < 2 or task.kind not in ("sequence", "token"):
+        return None
+    if task.regression:
+        scores = [p["score"] for p in predictions]
+        golds = [float(e.label) for e in examples if e.label is not None]
+        spread, gold_spread = statistics.pstdev(scores), statistics.pstdev(golds) if len(golds) > 1 else 1.0
+        if spread > 0.01 * gold_spread:
+            return None
+        return (f"the dev predictions are (nearly) constant ({statistics.fmean(scores):.3f}, spread {spread:.2g} "
+                f"against {gold_spread:.2g} for the gold scores): the model ignores its input. {FIX}")
+    key = "label" if task.kind == "sequence" else "tags"
+    values = {v for p in predictions for v in ([p[key]] if key == "label" else p[key])}
+    if len(values) != 1:
+        return None
+    (value,) = values
+    golds = [g for e in examples for g in ([e.label] if key == "label" else e.tags)]
+    share = 100 * sum(g == value for g in golds) / max(1, len(golds))
+    what = "dev prediction" if key == "label" else "predicted dev tag"
+    return (f"every {what} is '{value}' ({share:.1f}% of the gold {key}s): the model has learned the majority "
+            f"class, nothing from the text. {FIX}")
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def summarize(runs: list[dict], key: str = "dev") -> tuple[dict, dict]:
+    """Median and mean over seeds of every metric of `key` ("dev": the final models'; "dev_best_epoch")."""
+    keys = [k for k in runs[0][key] if k != "epoch"]
+    return ({k: statistics.median(r[key][k] for r in runs) for k in keys},
+            {k: statistics.fmean(r[key][k] for r in runs) for k in keys})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,30 +194,49 @@ class Job:
     data: dict  # split -> examples, and "<split>_features"
     labels: list | None
     steps: int  # optimizer steps per seed
+    lrs: list[float]  # the learning rates to train (cfg.lr when it is one number)
 
 
 def finetune(cfg: FinetuneConfig, log=print) -> dict:
     """Run a fine-tuning job end to end; returns the metrics written to OUT/metrics.json. `cfg.threads` applies
     for the job only (the caller's torch thread count is restored: studies call this in-process)."""
-    before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):  # None or 0: auto (electra/threads.py), restored after
         job = setup(cfg, log)
+        return write_outputs(job, *train_lrs(job, log), log)
+
+
+def train_lrs(job: Job, log=print) -> tuple[list[dict], dict, dict]:
+    """Every learning rate of the job over every seed: (one entry per lr {"lr", "median", "mean",
+    "median_best_epoch", "mean_best_epoch", "seeds"}, the chosen entry (highest final-model dev median of the main
+    metric; the first on ties), the saved seed's result of the chosen lr (the best seed: by its final dev, or by its
+    best epoch with select = "best-epoch"))."""
+    main = job.task.main_metric
+    pick = "dev_best_epoch" if job.cfg.select == "best-epoch" else "dev"
+    sweep, chosen, kept = [], None, None
+    for lr in job.lrs:
+        cfg = dataclasses.replace(job.cfg, lr=lr)
         runs, best = [], None
-        for k in range(job.cfg.seeds):
-            seed = job.cfg.seed + k
-            result = train_seed(init_model(job.model_dir, job.task, job.labels, job.cfg, seed), job.task, job.data,
-                                job.labels, job.cfg, seed, job.pad_id, job.device, log)
-            log(f"seed {seed}: best epoch {result['best_epoch']}, {job.task.main_metric} "
-                f"{result['dev'][job.task.main_metric]:.2f} ({result['seconds']:.0f} s)")
-            if best is None or result["dev"][job.task.main_metric] > best["dev"][job.task.main_metric]:
-                best = result  # only the best seed's weights and predictions stay in memory
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            result = train_seed(init_model(job.model_dir, job.task, job.labels, cfg, seed), job.task, job.data,
+                                job.labels, cfg, seed, job.pad_id, job.device, log)
+            view = result["dev_best_epoch"]
+            log(f"seed {seed} lr {lr:g}: dev {main} {result['dev'][main]:.2f} (final model); best epoch "
+                f"{view['epoch']}: {view[main]:.2f} (early-stopping view) ({result['seconds']:.0f} s)")
+            if best is None or result[pick][main] > best[pick][main]:
+                best = result  # only one seed's weights and predictions stay in memory
             runs.append({key: v for key, v in result.items() if key not in ("state", "predictions")})
             del result
-        return write_outputs(job, runs, best, log)
-    finally:
-        torch.set_num_threads(before)
+        (median, mean), (median_be, mean_be) = summarize(runs), summarize(runs, "dev_best_epoch")
+        entry = {"lr": lr, "median": median, "mean": mean, "median_best_epoch": median_be,
+                 "mean_best_epoch": mean_be, "seeds": runs}
+        sweep.append(entry)
+        if len(job.lrs) > 1:
+            log(f"lr {lr:g}: dev {main} median {median[main]:.2f}, mean {mean[main]:.2f} over {len(runs)} seed(s) "
+                f"(final models)")
+        if chosen is None or median[main] > chosen["median"][main]:
+            chosen, kept = entry, best
+        del best
+    return sweep, chosen, kept
 
 
 def check_out(cfg: FinetuneConfig) -> Path:
@@ -193,30 +271,41 @@ def setup(cfg: FinetuneConfig, log=print) -> Job:
     cfg = dataclasses.replace(cfg, dev_fraction=dev_fraction)
     warn_counts(f"{task.name} data", sum(len(v) for v in data.values()), read_stats, "records")
     labels = label_list(task, data["train"])
+    if task.kind == "sequence" and cfg.head == "official" and labels and 2 * len(labels) > model_cfg.hidden_size:
+        raise ElectraError(f"--head official exports to Hugging Face's ElectraForSequenceClassification only with at "
+                           f"most hidden/2 = {model_cfg.hidden_size // 2} labels ({len(labels)} here); use --head hf")
     encode_splits(task, data, tokenizer, labels, cfg)
     steps = cfg.epochs * math.ceil(len(data["train_features"]) / cfg.batch_size)
     log(f"task {task.name}: {len(data['train']):,} train examples ({len(data['train_features']):,} features), "
         f"{len(data['dev']):,} dev; labels: {', '.join(map(str, labels)) if labels else task.kind}")
-    log(f"model {model_dir}: {model_cfg.num_layers} layers, hidden {model_cfg.hidden_size}; lr {cfg.lr:g}, layer "
-        f"decay {cfg.layer_decay}{' (official depth)' if cfg.official_depth else ''}, batch {cfg.batch_size}, "
-        f"{cfg.epochs} epochs = {steps:,} steps ({int(cfg.warmup_fraction * steps):,} warm-up), device {device}")
+    lrs = cfg.lr if isinstance(cfg.lr, list) else [cfg.lr]
+    log(f"model {model_dir}: {model_cfg.num_layers} layers, hidden {model_cfg.hidden_size}; lr "
+        f"{', '.join(f'{lr:g}' for lr in lrs)}, layer decay {cfg.layer_decay} "
+        f"({'official' if cfg.official_depth else 'ours: head at L+1'} depth), optimizer {cfg.optim}, head "
+        f"{cfg.head if task.kind == 'sequence' else task.kind}, batch {cfg.batch_size}, {cfg.epochs} epochs = "
+        f"{steps:,} steps ({int(cfg.warmup_fraction * steps):,} warm-up), device {device}")
     return Job(cfg=cfg, task=task, out=out, model_dir=model_dir, tokenizer=tokenizer, device=device,
-               pad_id=special_ids(tokenizer)["pad"], data=data, labels=labels, steps=steps)
+               pad_id=special_ids(tokenizer)["pad"], data=data, labels=labels, steps=steps, lrs=lrs)
 
 
-def write_outputs(job: Job, runs: list[dict], best: dict, log=print) -> dict:
-    """OUT/ from the best seed: model/, predictions.jsonl, submission/, metrics.json, config.json (one rename)."""
+def write_outputs(job: Job, sweep: list[dict], chosen: dict, kept: dict, log=print) -> dict:
+    """OUT/ from the saved seed of the chosen lr: model/, predictions.jsonl, submission/, metrics.json, config.json
+    (one rename)."""
     from electra.hf import export_task_model
     from electra.tokenizer import save_tokenizer_folder
 
-    cfg, task, data, out = job.cfg, job.task, job.data, job.out
-    median, mean = summarize(runs)
+    task, data, out = job.task, job.data, job.out
+    cfg = dataclasses.replace(job.cfg, lr=chosen["lr"])
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        model = init_model(job.model_dir, task, job.labels, cfg, best["seed"])
-        model.load_state_dict(best["state"])
+        model = init_model(job.model_dir, task, job.labels, cfg, kept["seed"])
+        model.load_state_dict(kept["state"])
+        if task.regression and cfg.target_scale not in (None, 1.0):
+            with torch.no_grad():  # trained on targets / scale: the saved model predicts on the task's own scale
+                model.head.out.weight.mul_(cfg.target_scale)
+                model.head.out.bias.mul_(cfg.target_scale)
         job.tokenizer.no_truncation()
         job.tokenizer.no_padding()
         tok_dir = save_tokenizer_folder(job.tokenizer, tmp / ".tokenizer")
@@ -224,29 +313,52 @@ def write_outputs(job: Job, runs: list[dict], best: dict, log=print) -> dict:
                           extra={"electra_task.json": task_metadata(task, job.labels, cfg)})
         shutil.rmtree(tok_dir)
         with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as f:
-            for e, p in zip(data["dev"], best["predictions"]):
+            for e, p in zip(data["dev"], kept["predictions"]):
                 f.write(json.dumps({**task.to_output(e, p), "gold": gold_of(e)}, ensure_ascii=False) + "\n")
         submissions = write_submissions(model, task, data, job.labels, cfg, job.pad_id, job.device, tmp / "submission")
         metrics = {
-            "task": task.name, "main_metric": task.main_metric, "dev": best["dev"], "best_seed": best["seed"],
-            "seeds": runs,
-            "median": median, "mean": mean,
+            "task": task.name, "main_metric": task.main_metric, "protocol": PROTOCOL, "select": cfg.select,
+            "lr": chosen["lr"], "dev": kept["dev"], "dev_best_epoch": kept["dev_best_epoch"], "best_seed": kept["seed"],
+            **{k: chosen[k] for k in ("median", "mean", "median_best_epoch", "mean_best_epoch", "seeds")},
+            "collapsed": [f"seed {r['seed']}: {r['collapsed']}" for r in chosen["seeds"] if r["collapsed"]],
+            "lr_sweep": sweep,  # every learning rate tried, with its seeds (one entry without a list)
             "counts": {"train_examples": len(data["train"]), "train_features": len(data["train_features"]),
                        "dev_examples": len(data["dev"]), "steps_per_seed": job.steps},
             "submission": submissions,
         }
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         resolved = {**dataclasses.asdict(cfg), "model_dir": str(job.model_dir), "labels": job.labels,
-                    "train_steps": job.steps, "warmup_steps": int(cfg.warmup_fraction * job.steps)}
+                    "lr_candidates": job.lrs, "train_steps": job.steps,
+                    "warmup_steps": int(cfg.warmup_fraction * job.steps)}
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"{task.name} dev {task.main_metric}: median {median[task.main_metric]:.2f}, mean "
-        f"{mean[task.main_metric]:.2f} over {len(runs)} seed(s); wrote {out}")
+    for line in summary_lines(task.main_metric, sweep, chosen, metrics["collapsed"]):
+        log(line)
+    log(f"wrote {out} (saved model: seed {kept['seed']}, lr {chosen['lr']:g}, "
+        f"{'best dev epoch' if cfg.select == 'best-epoch' else 'final'} weights)")
     return metrics
+
+
+PROTOCOL = ("dev, median, mean: the final model of each seed, scored once on dev (google-research/electra "
+            "run_finetuning.py); dev_best_epoch, median_best_epoch, mean_best_epoch: the best of the per-epoch dev "
+            "scores (early-stopping view: a max over epochs, biased up)")
+
+
+def summary_lines(main: str, sweep: list[dict], chosen: dict, collapsed: list[str]) -> list[str]:
+    """The closing lines: every lr's final-model median / mean (the chosen one marked), the early-stopping view
+    labelled as such, and the collapse warnings of the chosen lr."""
+    lines = []
+    for e in sweep:
+        mark = " <- chosen (highest final-model dev median)" if e is chosen and len(sweep) > 1 else ""
+        lines.append(f"dev {main} (final model): median {e['median'][main]:.2f}, mean {e['mean'][main]:.2f} over "
+                     f"{len(e['seeds'])} seed(s) at lr {e['lr']:g}; best epoch (early-stopping view, biased up): "
+                     f"median {e['median_best_epoch'][main]:.2f}{mark}")
+    lines += [f"warning: {note}" for note in collapsed]
+    return lines
 
 
 def write_submissions(model, task: Task, data: dict, labels, cfg, pad_id, device, folder: Path) -> list[str]:

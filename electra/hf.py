@@ -263,21 +263,26 @@ def write_folder(out_dir, config: dict, tensors: dict, tokenizer_dir=None, extra
     """Write a HF folder atomically: everything goes to a temporary sibling, then one rename."""
     from safetensors.torch import save_file
 
+    from electra.files import removed_on_failure, usual_mode
+
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise ElectraError(f"{out} already exists; pass --overwrite to replace it")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"),
-              metadata={"format": "pt"})
-    copy_tokenizer(tokenizer_dir, tmp)
-    for name, payload in (extra or {}).items():
-        (tmp / name).write_text(json.dumps(payload, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with removed_on_failure(tmp):  # a full disk or Ctrl-C leaves no half-written folder
+        tmp.mkdir()
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
+        usual_mode(tmp / "model.safetensors")  # safetensors writes 0600
+        copy_tokenizer(tokenizer_dir, tmp)
+        for name, payload in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(payload, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
     return out
 
 
@@ -291,32 +296,62 @@ def export_task_model(model: TaskModel, out_dir, tokenizer_dir=None, labels: lis
     config = hf_config(model.cfg, model.kind, labels if model.kind in ("sequence", "token") else None, regression)
     if model.kind == "multiple-choice":  # HF's ElectraSequenceSummary takes its dropout from here
         config["summary_last_dropout"] = model.head.drop.p
-    tensors = to_hf_state_dict(model.state_dict(), model.cfg.num_layers, model.kind)
+    state = model.state_dict()
+    if getattr(model, "head_style", "hf") == "official":  # dropout + linear, written exactly as dense + gelu + out
+        state = {**{k: v for k, v in state.items() if not k.startswith("head.")},
+                 **{f"head.{k}": v for k, v in model.head.hf_layout().items()}}
+        config["electra_head"] = "official"
+    tensors = to_hf_state_dict(state, model.cfg.num_layers, model.kind)
     return write_folder(out_dir, config, tensors, tokenizer_dir, extra, overwrite)
 
 
 def export_pretraining(objective, out_dir, tokenizer_dir=None, overwrite: bool = False) -> dict[str, Path]:
     """A pretraining objective module -> one HF folder per part it declares in `export_parts()`:
     Electra: out/discriminator (ElectraForPreTraining) + out/generator (ElectraForMaskedLM); MaskedLM: out/mlm."""
+    from electra.files import removed_on_failure
+
     out = Path(out_dir)
+    written, created = {}, not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, encoder, kind, head in objective.export_parts():
-        state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-        state.update({f"head.{k}": v for k, v in head.state_dict().items()})
-        config = hf_config(encoder.cfg, kind)
-        written[name] = write_folder(out / name, config, to_hf_state_dict(state, encoder.cfg.num_layers, kind),
-                                      tokenizer_dir, overwrite=overwrite)
+    with removed_on_failure(out, when=created):  # a folder this call made is not left half-filled
+        for name, encoder, kind, head in objective.export_parts():
+            state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+            state.update({f"head.{k}": v for k, v in head.state_dict().items()})
+            config = hf_config(encoder.cfg, kind)
+            written[name] = write_folder(out / name, config, to_hf_state_dict(state, encoder.cfg.num_layers, kind),
+                                          tokenizer_dir, overwrite=overwrite)
     return written
 
 
+# BertForMaskedLM's head (cls.predictions.*) has ElectraForMaskedLM's shape: dense -> act -> LayerNorm -> tied decoder.
+BERT_MLM_HEAD_KEYS = [("dense.{p}", "cls.predictions.transform.dense.{p}"),
+                      ("norm.{p}", "cls.predictions.transform.LayerNorm.{p}"), ("bias", "cls.predictions.bias")]
+
+
+def read_pretrained(folder, kind: str) -> tuple[ModelConfig, dict, dict]:
+    """A local ELECTRA or BERT-family folder -> (its ModelConfig, our Encoder's state dict, our `kind` head's state
+    dict, {} when the folder has no such head). kind: "pretraining" (ElectraForPreTraining) or "masked-lm"
+    (ElectraForMaskedLM or BertForMaskedLM); a BertModel / sentence-transformers folder gives the encoder alone."""
+    folder = Path(folder)
+    cfg = model_config_from_hf(read_config(folder), where=str(folder / "config.json"))
+    hf_state = _normalize_legacy(read_weights(folder))
+    prefix = _detect_prefix(hf_state)
+    encoder = {k.removeprefix("encoder."): v for k, v in from_hf_state_dict(hf_state, cfg.num_layers, None,
+                                                                             prefix).items()}
+    rows = expand(HEAD_KEYS[kind]) + (expand(BERT_MLM_HEAD_KEYS) if kind == "masked-lm" else [])
+    head = {ours: hf_state[theirs] for ours, theirs in rows if theirs in hf_state}
+    return cfg, encoder, head
+
+
 def load_task_model(folder, kind: str | None = None, num_labels: int | None = None,
-                    classifier_dropout: float | None = None, strict_head: bool | None = None) -> TaskModel:
+                    classifier_dropout: float | None = None, strict_head: bool | None = None,
+                    head: str | None = None) -> TaskModel:
     """A local HF folder (ELECTRA or BERT family) -> TaskModel.
 
     kind: our head kind; None = infer from the folder's architecture. When the folder's architecture has the same
     head (a fine-tuned or pretraining folder), the head is loaded too; otherwise the head starts fresh (fine-tuning
-    from a pretrained encoder)."""
+    from a pretrained encoder). head: the sequence head's style ("official" or "hf"); None = config.json's
+    "electra_head" (written by export_task_model), else "hf"."""
     folder = Path(folder)
     config = read_config(folder)
     arch = (config.get("architectures") or [""])[0]
@@ -329,11 +364,15 @@ def load_task_model(folder, kind: str | None = None, num_labels: int | None = No
         n = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
         num_labels = 1 if config.get("problem_type") == "regression" else int(n)
     cfg = model_config_from_hf(config, where=str(folder / "config.json"))
-    model = TaskModel(cfg, kind, num_labels=num_labels, classifier_dropout=classifier_dropout)
+    style = head or config.get("electra_head", "hf")
+    model = TaskModel(cfg, kind, num_labels=num_labels, classifier_dropout=classifier_dropout, head=style)
     hf_state = _normalize_legacy(read_weights(folder))
     prefix = _detect_prefix(hf_state)
     with_head = KIND_OF_CLASS.get(arch) == kind if strict_head is None else strict_head
     state = from_hf_state_dict(hf_state, cfg.num_layers, kind if with_head else None, prefix)
+    if with_head and model.head_style == "official" and {"head.dense.weight", "head.dense.bias"} <= state.keys():
+        layout = {k[len("head."):]: state.pop(k) for k in [k for k in state if k.startswith("head.")]}
+        state.update({f"head.{k}": v for k, v in model.head.from_hf_layout(layout, num_labels).items()})
     needed = [k for k in model.state_dict() if k.startswith("encoder.") or (with_head and k.startswith("head."))]
     missing = [k for k in needed if k not in state]
     if missing:

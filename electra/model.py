@@ -10,6 +10,7 @@ size differs from the hidden size, then post-LN BERT blocks with attention throu
     MLMHead             ElectraForMaskedLM.generator_predictions + generator_lm_head (tied to token embeddings)
     DiscriminatorHead   ElectraForPreTraining.discriminator_predictions
     ClassificationHead  ElectraForSequenceClassification.classifier
+    LinearClassificationHead  the official ELECTRA head (dropout + linear), exported exactly as the row above
     TokenClassificationHead / SpanHead   ElectraForTokenClassification / ElectraForQuestionAnswering
     MultipleChoiceHead  ElectraForMultipleChoice.sequence_summary + classifier
 
@@ -51,12 +52,14 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout)
 
-    def forward(self, input_ids, token_type_ids, token_weight=None):
-        """`token_weight` (V, E) replaces the token embedding matrix (the GDES variant's stop-grad + delta)."""
+    def forward(self, input_ids, token_type_ids, token_weight=None, position_weight=None):
+        """`token_weight` (V, E) and `position_weight` (max positions, E) replace the token and position tables (the
+        GDES variant's stop-grad + delta)."""
         T = input_ids.size(1)
         positions = torch.arange(T, device=input_ids.device)
         tok = self.tok(input_ids) if token_weight is None else F.embedding(input_ids, token_weight)
-        x = tok + self.pos(positions) + self.seg(token_type_ids)  # (B, T, E)
+        pos = self.pos(positions) if position_weight is None else position_weight[:T]
+        x = tok + pos + self.seg(token_type_ids)  # (B, T, E)
         return self.drop(self.norm(x))
 
 
@@ -104,7 +107,9 @@ class Encoder(nn.Module):
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
         self.project = nn.Linear(cfg.embedding_size, cfg.hidden_size) if cfg.embedding_size != cfg.hidden_size else None
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+        self.apply(lambda m: init_weights(m, cfg.initializer_range, cfg.init))
+        if self.project is not None and cfg.init == "official":
+            glorot(self.project)  # official `embeddings_project`: a tf.layers.dense with default initializers
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, embeds=None):
         """input_ids (B, T) -> hidden states (B, T, H). attention_mask (B, T): 1 = real token, 0 = padding.
@@ -126,15 +131,26 @@ class Encoder(nn.Module):
         return n if include_embeddings else n - sum(p.numel() for p in self.embeddings.parameters())
 
 
-def init_weights(module: nn.Module, std: float):
-    """BERT initialisation: N(0, std) weights, zero biases, unit LayerNorm."""
+def init_weights(module: nn.Module, std: float, scheme: str = "normal"):
+    """BERT initialisation: weights N(0, std) ("normal", Hugging Face) or, "official", TF's
+    truncated_normal_initializer(stddev=std) (google-research/electra model/modeling.py create_initializer): N(0, std)
+    redrawn outside 2 std. Zero biases, unit LayerNorm."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if scheme == "official":
+            nn.init.trunc_normal_(module.weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
+        else:
+            nn.init.normal_(module.weight, mean=0.0, std=std)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def glorot(linear: nn.Linear):
+    """tf.layers.dense's default initialisation: Glorot-uniform kernel, zero bias."""
+    nn.init.xavier_uniform_(linear.weight)
+    nn.init.zeros_(linear.bias)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -151,7 +167,7 @@ class MLMHead(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.embedding_size)
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
-        init_weights(self.dense, cfg.initializer_range)
+        init_weights(self.dense, cfg.initializer_range, cfg.init)  # official get_token_logits: create_initializer
 
     def forward(self, h, token_embedding_weight):
         return F.linear(self.norm(F.gelu(self.dense(h))), token_embedding_weight, self.bias)
@@ -165,7 +181,9 @@ class DiscriminatorHead(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.out = nn.Linear(cfg.hidden_size, 1)
         self.act = activation(cfg.hidden_act)
-        self.apply(lambda m: init_weights(m, cfg.initializer_range))
+        self.apply(lambda m: init_weights(m, cfg.initializer_range, cfg.init))
+        if cfg.init == "official":  # run_pretraining.py: the dense has create_initializer, the 1-unit layer defaults
+            glorot(self.out)
 
     def forward(self, h):
         return self.out(self.act(self.dense(h))).squeeze(-1)  # (B, T, H) -> (B, T)
@@ -185,6 +203,39 @@ class ClassificationHead(nn.Module):
     def forward(self, h):
         x = self.drop(h[:, 0])
         return self.out(self.drop(F.gelu(self.dense(x))))  # (B, num_labels)
+
+
+class LinearClassificationHead(nn.Module):
+    """The official ELECTRA head (google-research/electra finetune/classification/classification_tasks.py):
+    dropout, then one linear layer on the first token, Glorot-uniform init (tf.layers.dense). num_labels == 1 is
+    regression. Exported to HF's ElectraForSequenceClassification exactly through `hf_layout` (see there)."""
+
+    def __init__(self, cfg: ModelConfig, num_labels: int, dropout: float | None = None):
+        super().__init__()
+        self.out = nn.Linear(cfg.hidden_size, num_labels)
+        self.drop = nn.Dropout(cfg.hidden_dropout if dropout is None else dropout)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h):
+        return self.out(self.drop(h[:, 0]))  # (B, num_labels)
+
+    def hf_layout(self) -> dict[str, torch.Tensor]:
+        """The weights of a ClassificationHead (dense, act, out) computing the same logits: dense rows 0..n-1 are
+        W, b and rows n..2n-1 are -W, -b (the rest 0); out takes act(z) - act(-z), which is z for every activation
+        of the form z * F(z) with F(z) + F(-z) = 1 (gelu, gelu_new, relu, silu). Needs 2 * num_labels <= hidden."""
+        w, b = self.out.weight.detach(), self.out.bias.detach()  # (n, H), (n,)
+        n, H = w.shape
+        dense_w, dense_b = w.new_zeros(H, H), b.new_zeros(H)
+        dense_w[:n], dense_w[n:2 * n], dense_b[:n], dense_b[n:2 * n] = w, -w, b, -b
+        out_w = w.new_zeros(n, H)
+        out_w[:, :n], out_w[:, n:2 * n] = torch.eye(n), -torch.eye(n)
+        return {"dense.weight": dense_w, "dense.bias": dense_b, "out.weight": out_w, "out.bias": b.new_zeros(n)}
+
+    @staticmethod
+    def from_hf_layout(state: dict[str, torch.Tensor], num_labels: int) -> dict[str, torch.Tensor]:
+        """The inverse of `hf_layout` (exact: W and b are rows 0..n-1 of the dense layer)."""
+        return {"out.weight": state["dense.weight"][:num_labels], "out.bias": state["dense.bias"][:num_labels]}
 
 
 class TokenClassificationHead(nn.Module):
@@ -235,27 +286,31 @@ class MultipleChoiceHead(nn.Module):
 class Head:
     """One row of HEADS: how to build the head of a kind, and its loss from the targets of a batch."""
 
-    build: Callable[[ModelConfig, int, float | None], nn.Module]  # (cfg, num_labels, classifier dropout) -> head
+    build: Callable[[ModelConfig, int, float | None, str], nn.Module]  # (cfg, num_labels, dropout, style) -> head
     loss: Callable[[torch.Tensor, dict], torch.Tensor]  # (logits, targets) -> scalar
     target: str = "labels"  # the forward argument whose presence turns the loss on
     tied: bool = False  # the head also takes the token embedding matrix (the generator's tied output layer)
     choices: bool = False  # inputs (B, C, T): each choice encoded alone, the C scores compared: logits (B, C)
 
 
+# The head of kind "sequence": "official" (dropout + linear, google-research/electra) or "hf" (HF's dense + gelu +
+# out_proj). Both export as ElectraForSequenceClassification (hf.py); config.json's "electra_head" says which.
+SEQUENCE_HEADS: dict[str, type] = {"official": LinearClassificationHead, "hf": ClassificationHead}
+
 # kind -> Head. A table, not an if/elif ladder: a new head is a class above and a row here (+ its keys in hf.py).
 HEADS: dict[str, Head] = {
-    "sequence": Head(lambda cfg, n, p: ClassificationHead(cfg, n, p),
+    "sequence": Head(lambda cfg, n, p, style: SEQUENCE_HEADS[style](cfg, n, p),
                      lambda logits, t: losses.sequence_loss(logits, t["labels"])),
-    "token": Head(lambda cfg, n, p: TokenClassificationHead(cfg, n, p),
+    "token": Head(lambda cfg, n, p, style: TokenClassificationHead(cfg, n, p),
                   lambda logits, t: losses.token_loss(logits, t["labels"])),
-    "span": Head(lambda cfg, n, p: SpanHead(cfg),
+    "span": Head(lambda cfg, n, p, style: SpanHead(cfg),
                  lambda logits, t: losses.span_loss(logits, t["start_positions"], t["end_positions"]),
                  target="start_positions"),
-    "pretraining": Head(lambda cfg, n, p: DiscriminatorHead(cfg),
+    "pretraining": Head(lambda cfg, n, p, style: DiscriminatorHead(cfg),
                         lambda logits, t: losses.rtd_loss(logits, t["labels"], t["attention_mask"])),
-    "masked-lm": Head(lambda cfg, n, p: MLMHead(cfg), lambda logits, t: losses.token_loss(logits, t["labels"]),
+    "masked-lm": Head(lambda cfg, n, p, style: MLMHead(cfg), lambda logits, t: losses.token_loss(logits, t["labels"]),
                       tied=True),
-    "multiple-choice": Head(lambda cfg, n, p: MultipleChoiceHead(cfg, p),
+    "multiple-choice": Head(lambda cfg, n, p, style: MultipleChoiceHead(cfg, p),
                             lambda logits, t: losses.choice_loss(logits, t["labels"]), choices=True),
 }
 
@@ -268,13 +323,17 @@ class TaskModel(nn.Module):
 
     KINDS = tuple(HEADS)
 
-    def __init__(self, cfg: ModelConfig, kind: str, num_labels: int = 2, classifier_dropout: float | None = None):
+    def __init__(self, cfg: ModelConfig, kind: str, num_labels: int = 2, classifier_dropout: float | None = None,
+                 head: str = "hf"):
         super().__init__()
         if kind not in HEADS:
             raise ValueError(f"unknown task kind {kind!r}")
+        if head not in SEQUENCE_HEADS:
+            raise ValueError(f"unknown head style {head!r}; choose one of {', '.join(SEQUENCE_HEADS)}")
         self.cfg, self.kind, self.num_labels = cfg, kind, num_labels
+        self.head_style = head if kind == "sequence" else "hf"  # only sequence classification has two styles
         self.encoder = Encoder(cfg)
-        self.head = HEADS[kind].build(cfg, num_labels, classifier_dropout)
+        self.head = HEADS[kind].build(cfg, num_labels, classifier_dropout, self.head_style)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 start_positions=None, end_positions=None):

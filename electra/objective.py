@@ -6,8 +6,10 @@
     out["loss"].backward()
 
 ELECTRA (Clark et al., 2020; google-research/electra `run_pretraining.py` + `pretrain_helpers.py`):
-1. Mask: in each sequence choose round(mask_prob * n) of the n maskable tokens (never [CLS]/[SEP]/[PAD]/[MASK]),
-   at most `max_predictions`; of those, 85% become [MASK] and 15% stay as they are (0% random).
+1. Mask: in each sequence fill k = max(1, min(max_predictions, round(mask_prob * n))) prediction slots, n the
+   non-pad tokens ([CLS]/[SEP] counted), each slot a position drawn uniformly with replacement from the maskable
+   tokens (never [CLS]/[SEP]/[PAD]/[MASK]); of the slots, 85% ask for [MASK], the rest keep the token (0% random).
+   Duplicates collapse, as in the official code (masking = "exact": k of the maskable tokens, distinct).
 2. The generator (a narrow encoder sharing the embeddings) predicts the originals at the chosen positions; its MLM
    loss trains it by maximum likelihood.
 3. Sample a token at each chosen position from the generator's softmax, Gumbel-max in fp32, under no_grad: no
@@ -15,6 +17,9 @@ ELECTRA (Clark et al., 2020; google-research/electra `run_pretraining.py` + `pre
 4. The discriminator sees the corrupted sequence and labels each token replaced (1) or original (0). A sample equal
    to the original is labelled original. RTD loss = mean BCE over all non-pad tokens.
 5. loss = gen_weight * MLM + disc_weight * RTD (1 and 50).
+
+A position drawn by several slots is written once, as the official `scatter_update` does it: [MASK] if any of its
+slots asks for [MASK]; in the corrupted input, the floor of the mean of its slots' samples (see `write_slots`).
 
 The prediction slots are static: (B, P) with P = max_predictions, unused slots weighted 0, so shapes never depend
 on the data (good for torch.compile and for no host synchronisation inside the step). The generator's vocabulary
@@ -37,7 +42,7 @@ class Masked:
     """The result of masking a batch. P = prediction slots per sequence."""
 
     input_ids: torch.Tensor  # (B, T) the generator's input: [MASK] at most chosen positions
-    positions: torch.Tensor  # (B, P) chosen positions (distinct per row)
+    positions: torch.Tensor  # (B, P) chosen positions (distinct per row with masking "exact")
     targets: torch.Tensor  # (B, P) the original tokens at those positions
     weights: torch.Tensor  # (B, P) float, 1 for a real prediction slot, 0 for an unused one
     hidden: torch.Tensor | None = None  # (B, P, Hg) generator hidden states at the slots, once computed
@@ -49,7 +54,7 @@ class Noise:
     Passed as `generator=`, it gives the same masks and samples as the generator; unlike a torch.Generator, which
     torch.compile cannot trace (a graph break), a compiled forward takes it in one graph."""
 
-    scores: torch.Tensor  # (B, T) which positions are chosen
+    scores: torch.Tensor  # which positions are chosen: (B, P) uniforms ("official"), (B, T) scores ("exact")
     split: torch.Tensor  # (B, P) [MASK] / random token / kept
     random_ids: torch.Tensor | None  # (B, P) random replacements; None when random_token_prob = 0
     gumbel: torch.Tensor | None  # (B, P, V) fp32 uniforms of the Gumbel-max sample; None for MLM alone
@@ -57,8 +62,8 @@ class Noise:
     @classmethod
     def draw(cls, batch: int, length: int, num_slots: int, vocab_size: int, cfg: ObjectiveConfig,
              generator: torch.Generator, sample: bool = True) -> "Noise":
-        P, device = min(num_slots, length), generator.device
-        scores = torch.rand(batch, length, device=device, generator=generator)
+        P, device = slot_count(num_slots, length, cfg), generator.device
+        scores = torch.rand(batch, P if cfg.masking == "official" else length, device=device, generator=generator)
         split = torch.rand(batch, P, device=device, generator=generator)
         random_ids = torch.randint(0, vocab_size, (batch, P), device=device, generator=generator) \
             if cfg.random_token_prob > 0 else None
@@ -74,11 +79,18 @@ def special_token_table(vocab_size: int, special_ids, device=None) -> torch.Tens
     return table
 
 
+def slot_count(num_slots: int, length: int, cfg: ObjectiveConfig) -> int:
+    """P, the slots of a (B, length) batch: all `num_slots` ("official": positions repeat), at most `length` ("exact")."""
+    return num_slots if cfg.masking == "official" else min(num_slots, length)
+
+
 def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: int, cfg: ObjectiveConfig,
                 vocab_size: int, generator: torch.Generator | Noise | None = None) -> Masked:
     """Dynamic masking as google-research/electra `pretrain_helpers.mask` does it, with static shapes.
 
-    input_ids (B, T); attention_mask (B, T) 1 = real token; is_special (V,) bool table."""
+    input_ids (B, T); attention_mask (B, T) 1 = real token; is_special (V,) bool table. `cfg.masking`: "official"
+    (slots counted over the non-pad tokens, positions drawn with replacement) or "exact" (distinct positions,
+    counted over the maskable tokens)."""
     B, T = input_ids.shape
     device = input_ids.device
     noise = generator if isinstance(generator, Noise) else None
@@ -86,15 +98,23 @@ def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: 
     if attention_mask is not None:
         candidates &= attention_mask.bool()
     num_candidates = candidates.sum(1)  # (B,)
-    # round(n * p), at least 1, at most the slots and the candidates (official: max(1, min(max_pred, round(n*p))))
-    num_predict = torch.round(num_candidates.float() * cfg.mask_prob).long().clamp(min=1, max=num_slots)
-    num_predict = torch.minimum(num_predict, num_candidates)
-
-    # Uniform choice without replacement: random scores, non-candidates at -inf, top P.
-    scores = noise.scores if noise else torch.rand(B, T, device=device, generator=generator)
-    scores = scores.masked_fill(~candidates, -1.0)
-    P = min(num_slots, T)
-    positions = scores.topk(P, dim=1).indices  # (B, P), distinct per row
+    P = slot_count(num_slots, T, cfg)
+    scores = noise.scores if noise else \
+        torch.rand(B, P if cfg.masking == "official" else T, device=device, generator=generator)
+    if cfg.masking == "official":
+        # pretrain_helpers.mask: max(1, min(N, round(num_tokens * mask_prob))), num_tokens = sum(input_mask); each
+        # slot a categorical draw over the candidates: the k-th candidate, k = floor(u * num_candidates)
+        n_tokens = attention_mask.sum(1) if attention_mask is not None else torch.full_like(num_candidates, T)
+        num_predict = torch.round(n_tokens.float() * cfg.mask_prob).long().clamp(max=num_slots).clamp(min=1)
+        num_predict = torch.where(num_candidates > 0, num_predict, 0)  # nothing to mask (official: NaN logits)
+        k = (scores * num_candidates[:, None].float()).long()  # (B, P)
+        k = torch.minimum(k, (num_candidates[:, None] - 1).clamp(min=0))
+        positions = torch.searchsorted(candidates.long().cumsum(1), k + 1).clamp(max=T - 1)  # (B, P), may repeat
+    else:
+        num_predict = torch.round(num_candidates.float() * cfg.mask_prob).long().clamp(min=1, max=num_slots)
+        num_predict = torch.minimum(num_predict, num_candidates)
+        # Uniform choice without replacement: random scores, non-candidates at -inf, top P.
+        positions = scores.masked_fill(~candidates, -1.0).topk(P, dim=1).indices  # (B, P), distinct per row
     weights = (torch.arange(P, device=device)[None, :] < num_predict[:, None]).float()  # (B, P)
     targets = input_ids.gather(1, positions)
 
@@ -108,8 +128,18 @@ def mask_tokens(input_ids, attention_mask, is_special, mask_id: int, num_slots: 
             torch.randint(0, vocab_size, (B, P), device=device, generator=generator)
         random_ids = torch.where(is_special[random_ids], targets, random_ids)  # never insert a special token
         replacement = torch.where(use_random, random_ids, replacement)
-    masked_ids = input_ids.scatter(1, positions, replacement)
+    masked_ids = write_slots(input_ids, positions, replacement, use_mask | use_random)
     return Masked(masked_ids, positions, targets, weights)
+
+
+def write_slots(ids: torch.Tensor, positions: torch.Tensor, values: torch.Tensor, active: torch.Tensor):
+    """ids (B, T) with values (B, P) written at positions (B, P) where active (B, P) bool. A position several active
+    slots write gets the floor of their mean, as the official `scatter_update` (int32 scatter_nd sum // count):
+    [MASK] stays [MASK], two different samples give the id between them. Deterministic (integer sums)."""
+    on = active.long()
+    total = torch.zeros_like(ids).scatter_add(1, positions, values * on)
+    count = torch.zeros_like(ids).scatter_add(1, positions, on)
+    return torch.where(count > 0, total // count.clamp(min=1), ids)
 
 
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | Noise | None = None,
@@ -166,7 +196,9 @@ def rtd_metrics(logits, labels, weights) -> dict:
 class Electra(nn.Module):
     """Generator + discriminator, jointly trained. The generator shares the discriminator's embeddings module
     (token, position and type embeddings and the embedding LayerNorm: one set of parameters), and its output layer
-    is tied to the token embeddings."""
+    is tied to the token embeddings. A variant with `share_embeddings = False` gives the generator its own."""
+
+    share_embeddings = True
 
     def __init__(self, cfg: ElectraConfig, special_ids: dict):
         super().__init__()
@@ -174,7 +206,8 @@ class Electra(nn.Module):
         self.obj = cfg.objective
         self.mask_id = int(special_ids["mask"])
         self.discriminator = Encoder(cfg.discriminator)
-        self.generator = Encoder(cfg.generator, embeddings=self.discriminator.embeddings)
+        self.generator = Encoder(cfg.generator,
+                                 embeddings=self.discriminator.embeddings if self.share_embeddings else None)
         self.generator_head = MLMHead(cfg.generator)
         self.discriminator_head = DiscriminatorHead(cfg.discriminator)
         self.register_buffer("is_special", never_mask_table(cfg, special_ids), persistent=False)
@@ -203,7 +236,7 @@ class Electra(nn.Module):
     def generator_logits(self, masked: Masked, token_type_ids, attention_mask):
         h = self.generator(masked.input_ids, token_type_ids, attention_mask)  # (B, T, Hg)
         masked.hidden = gather(h, masked.positions)  # (B, P, Hg)
-        return self.generator_head(masked.hidden, self.embeddings.tok.weight)  # (B, P, V)
+        return self.generator_head(masked.hidden, self.generator.embeddings.tok.weight)  # (B, P, V)
 
     def sample(self, gen_logits, masked: Masked, generator=None) -> torch.Tensor:
         """Gumbel-max sample at the prediction slots (no gradient); unused slots keep the original token."""
@@ -230,7 +263,7 @@ class Electra(nn.Module):
         gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
         mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
         sampled = self.sample(gen_logits, masked, generator)
-        corrupted = input_ids.scatter(1, masked.positions, sampled)
+        corrupted = write_slots(input_ids, masked.positions, sampled, masked.weights.bool())
         return masked, gen_logits, mlm_loss, mlm_acc, sampled, corrupted
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator: torch.Generator | None = None):

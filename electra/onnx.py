@@ -13,10 +13,19 @@ The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, (batch, 
 The exporter is torch's TorchScript-based one (`dynamo=False`): it needs nothing beyond torch and onnx, and handles
 this encoder (SDPA with a boolean mask) at opset 17. After writing, the file is checked on two input shapes that
 differ from the tracing shape, padding included; outputs must equal PyTorch's within `atol` (1e-4) at real tokens.
+
+For predicting (`electra predict --runtime onnx`, `load(dir, runtime="onnx")`), `OnnxRunner.from_model(model)` exports
+a TaskModel to a temporary file, optionally quantises the MatMul weights to int8 (`int8=True`: onnxruntime dynamic
+quantisation, lossy), and opens it with all of onnxruntime's graph optimisations (its LayerNorm and Gelu fusions
+included). It is called like a TaskModel, `runner(input_ids, token_type_ids, attention_mask) -> (None, logits)`, so
+`electra.inference.infer` batches it the same way. The fp32 graph is checked against PyTorch (1e-4) before use.
+onnxruntime's offline transformer optimizer (`fuse=True`: SkipLayerNormalization, BiasGelu; it does not fuse our
+SDPA attention) measured slower than the session's own optimisations on SST-2 (docs/PERFORMANCE.md), so it is off.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -76,9 +85,11 @@ def sample_inputs(vocab_size: int, batch: int, length: int, seed: int = 0, pad_l
 
 
 def onnx_session(path, threads: int | None = None):
-    """An onnxruntime CPU session for an exported file."""
+    """An onnxruntime CPU session for an exported file, with all graph optimisations (constant folding, LayerNorm
+    and Gelu fusions, MatMul + Add, layout)."""
     ort = _require("onnxruntime")
     opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -154,3 +165,66 @@ def export_onnx(hf_folder_or_task_model, out_path, opset: int = 17, verify: bool
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Predicting with onnxruntime
+
+
+def optimize_transformer(path, out_path, cfg) -> Path:
+    """onnxruntime's offline transformer fusions (model_type "bert": SkipLayerNormalization, BiasGelu; the attention
+    pattern of our SDPA export is not one it fuses) -> `out_path`. Exact up to float rounding."""
+    from onnxruntime.transformers import optimizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = optimizer.optimize_model(str(path), model_type="bert", num_heads=cfg.num_heads,
+                                         hidden_size=cfg.hidden_size, opt_level=0)
+    model.save_model_to_file(str(out_path))
+    return Path(out_path)
+
+
+def quantize_int8(path, out_path) -> Path:
+    """onnxruntime dynamic quantisation: MatMul weights int8 (per tensor), activations quantised per call. Lossy."""
+    _require("onnxruntime")
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # outputs that ONNX shape inference cannot type (the fused com.microsoft operators) are float
+    quantize_dynamic(str(path), str(out_path), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return Path(out_path)
+
+
+class OnnxRunner:
+    """A TaskModel exported to onnxruntime, called like the model: (input_ids, token_type_ids, attention_mask) ->
+    (None, logits tensor). CPU only; `electra.inference.infer` batches it like a TaskModel."""
+
+    def __init__(self, session, kind: str, cfg, int8: bool = False):
+        self.session, self.kind, self.cfg, self.int8 = session, kind, cfg, int8
+
+    @classmethod
+    def from_model(cls, model, int8: bool = False, threads: int | None = None, fuse: bool = False) -> "OnnxRunner":
+        """Export (verified against PyTorch), optionally fuse and quantise, and open a session; the files are
+        temporary (the session holds the graph)."""
+        model = _load(model)
+        with tempfile.TemporaryDirectory(prefix="electra-onnx-") as tmp:
+            path = export_onnx(model, Path(tmp) / "model.onnx")
+            if fuse:
+                path = optimize_transformer(path, Path(tmp) / "model.opt.onnx", model.cfg)
+            if int8:
+                path = quantize_int8(path, Path(tmp) / "model.int8.onnx")
+            session = onnx_session(path, threads)
+        runner = cls(session, model.kind, model.cfg, int8)
+        if fuse and not int8:  # the fused graph is still the model: check it as the export was checked
+            verify_onnx(model, session, source=f"the fused {model.kind} graph")
+        return runner
+
+    def eval(self) -> "OnnxRunner":
+        return self
+
+    def __call__(self, input_ids, token_type_ids=None, attention_mask=None):
+        logits = onnx_logits(self.session, input_ids.cpu().numpy(),
+                             None if attention_mask is None else attention_mask.cpu().numpy(),
+                             None if token_type_ids is None else token_type_ids.cpu().numpy())
+        return None, torch.from_numpy(logits)

@@ -27,21 +27,30 @@ def _pyplot():
 
 
 def save_png(fig, path, dpi: int = 120) -> Path:
-    """Save `fig` to `path` through a temporary file and os.replace (a reader never sees half a PNG), then close it."""
+    """Save `fig` to `path` through a temporary file and os.replace (a reader never sees half a PNG; a failed write
+    leaves no temporary), then close it."""
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
-    _pyplot().close(fig)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")  # .png: savefig picks the format from the name
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _pyplot().close(fig)
     return path
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # A pretraining run: curves.png from metrics.jsonl records
 
-CURVE_PANELS = [  # (title, [(record kind, key, label), ...]) of the 2 x 2 grid, row by row
-    ("loss", [("train", "mlm_loss", "generator MLM loss"), ("train", "rtd_loss", "discriminator RTD loss"),
-              ("eval", "eval_mlm_loss", "held-out MLM loss"), ("eval", "eval_rtd_loss", "held-out RTD loss")]),
+RIGHT = "right"  # a line drawn on the panel's second y axis (its own scale)
+CURVE_PANELS = [  # (title, [(record kind, key, label[, RIGHT]), ...]) of the 2 x 2 grid, row by row
+    ("loss (RTD loss on the right axis)", [
+        ("train", "loss", "total loss"), ("eval", "eval_loss", "held-out total loss"),
+        ("train", "mlm_loss", "generator MLM loss"), ("eval", "eval_mlm_loss", "held-out MLM loss"),
+        ("train", "rtd_loss", "discriminator RTD loss", RIGHT), ("eval", "eval_rtd_loss", "held-out RTD loss", RIGHT)]),
     ("accuracy", [("train", "mlm_acc", "generator acc"), ("train", "rtd_acc", "discriminator acc"),
                   ("eval", "eval_mlm_acc", "held-out generator acc"),
                   ("eval", "eval_rtd_acc", "held-out discriminator acc")]),
@@ -57,22 +66,35 @@ def _series(records: list[dict], kind: str, key: str) -> tuple[list, list]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def plot_curves(records: list[dict], out_png) -> Path:
-    """Four panels: losses, generator / discriminator accuracy, replaced-token detection, learning rate."""
+def curve_figure(records: list[dict]):
+    """The figure of plot_curves: four panels; a line marked RIGHT goes on a second y axis of its panel (the RTD
+    loss is ~0.1-0.7 beside a total of ~10-40: on one axis it would look flat)."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for ax, (title, lines) in zip(axes.flat, CURVE_PANELS):
-        for kind, key, label in lines:
+        right, colors = None, iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])  # one cycle for both axes
+        for kind, key, label, *where in lines:
             x, y = _series(records, kind, key)
-            if x:
-                ax.plot(x, y, marker="o" if kind == "eval" else None, markersize=3, label=label)
+            if not x:
+                continue
+            if where and right is None:
+                right = ax.twinx()
+            (right if where else ax).plot(x, y, marker="o" if kind == "eval" else None, markersize=3, label=label,
+                                          color=next(colors))
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
+        handles = ax.lines + (right.lines if right is not None else [])
+        if handles:
+            ax.legend(handles, [h.get_label() for h in handles], fontsize=8)
     fig.tight_layout()
-    return save_png(fig, out_png, dpi=100)
+    return fig
+
+
+def plot_curves(records: list[dict], out_png) -> Path:
+    """curves.png: losses (total and generator; the RTD loss on its own axis), generator / discriminator accuracy,
+    replaced-token detection, learning rate."""
+    return save_png(curve_figure(records), out_png, dpi=100)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,13 +7,20 @@
     load("runs/ner/model").predict(["EU rejects German call"])          # {"words", "tags", "entities"}
     load("runs/cmrc/model").predict([{"question": q, "context": c}])    # {"answer", "start", "score", "n_best"}
 
+    load("runs/sst2/model", runtime="onnx", int8=True)   # onnxruntime; int8 weights (faster, lossy: opt-in)
+
     electra predict --model runs/sst2/model --input texts.txt --output preds.jsonl
     cat pairs.jsonl | electra predict --model runs/mrpc/model --input - --output -
+    electra predict --model runs/sst2/model --input big.txt --output preds.jsonl --runtime onnx --int8
 
 Input lines for the command: a JSON value (a string, a [text, text] pair, or an object such as {"text": ..},
 {"text_a": .., "text_b": ..}, {"question": .., "context": ..}, {"words": [..]}) or, when a line is not JSON, the raw
 text. Output: one JSON object per input line, in order. The folder's `electra_task.json` (written by fine-tuning)
 names the task, labels and lengths; a plain HF ElectraFor* task folder works too (task from its architecture).
+
+Speed: inputs are sorted by length into batches, each padded only to its longest, and written back in input order.
+`--runtime auto` (the default) uses onnxruntime on a CPU for 500 inputs or more when the `onnx` extra is installed
+(same logits within 1e-4, faster: docs/PERFORMANCE.md), else PyTorch; `--int8` quantises the weights (lossy).
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ class Predictor:
 
         self.model, self.tokenizer, self.task, self.labels, self.cfg = model, tokenizer, task, labels, cfg
         self.device = device
+        self.runner, self.runtime = model, "torch"  # what infer() calls: the model, or see use_runtime
         self.pad_id = special_ids(tokenizer)["pad"]
         self.counts = Counter()  # truncations and the like, over all calls
 
@@ -49,17 +57,30 @@ class Predictor:
             return []
         features, counts = self.task.encode(examples, self.tokenizer, self.labels, self.cfg)
         self.counts.update(counts)
-        outputs = infer(self.model, features, batch_size or self.cfg.eval_batch_size, self.pad_id, self.device)
+        outputs = infer(self.runner, features, batch_size or self.cfg.eval_batch_size, self.pad_id, self.device)
         predictions = self.task.decode(examples, features, outputs, self.labels, self.cfg)
         return [{k: v for k, v in self.task.to_output(e, p).items() if not (k == "id" and v == "")}
                 for e, p in zip(examples, predictions)]
 
+    def use_runtime(self, runtime: str = "auto", int8: bool = False, n_inputs: int | None = None) -> str:
+        """Predict with `runtime` (auto, torch, onnx; see electra.inference.runtime_model), int8 or not; returns
+        the runtime chosen. The PyTorch model stays in `.model`."""
+        from electra.inference import pick_runtime, runtime_model
 
-def load(path, device=None) -> Predictor:
-    """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder."""
+        self.runtime = pick_runtime(runtime, self.model, self.device, n_inputs) + (" int8" if int8 else "")
+        self.runner = runtime_model(self.model, self.runtime.split()[0], int8, self.device)
+        return self.runtime
+
+
+def load(path, device=None, runtime: str = "torch", int8: bool = False) -> Predictor:
+    """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder. `runtime`:
+    torch (default), onnx (onnxruntime, CPU) or auto; `int8`: dynamic int8 weights (faster on CPU, lossy)."""
     from electra.inference import load_finetuned
 
-    return Predictor(*load_finetuned(path, device))
+    predictor = Predictor(*load_finetuned(path, device))
+    if runtime != "torch" or int8:
+        predictor.use_runtime(runtime, int8)
+    return predictor
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -82,6 +103,10 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="-", metavar="FILE", help="JSONL predictions; - = stdout (default -)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="inputs per forward pass (64)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
+                        help="torch, onnx (onnxruntime, CPU) or auto: onnx on a CPU for 500+ inputs when installed")
+    parser.add_argument("--int8", action="store_true",
+                        help="dynamic int8 quantisation of the weights: faster on CPU, slightly different outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
 
@@ -96,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
     if out_path is not None and out_path.exists() and not args.overwrite:
         raise ElectraError(f"{out_path} already exists; pass --overwrite to replace it")
     predictor = load(args.model, device=args.device)
-    from electra.readers import read_utf8
+    from electra.files import read_utf8
 
     try:  # a file that is not UTF-8 is an error naming its line (read_utf8); so is such standard input
         text = sys.stdin.read() if args.input == "-" else read_utf8(args.input)
     except UnicodeDecodeError as e:
         raise ElectraError(f"standard input is not UTF-8 text ({e.reason})") from None
     items = [parse_line(line.rstrip("\n")) for line in io.StringIO(text, newline=None) if line.strip()]
+    runtime = predictor.use_runtime(args.runtime, args.int8, len(items))
     results = []
     chunk = args.batch_size * 16  # encode and decode in chunks: bounded memory, a moving progress bar
     for start in tqdm(range(0, len(items), chunk), desc="predict", unit="chunk", file=sys.stderr,
@@ -112,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
     if out_path is None:
         sys.stdout.write(text)
     else:
-        tmp = out_path.with_name(f".{out_path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_path)
+        from electra.files import write_text
+
+        write_text(out_path, text)  # atomic; the temporary is removed on a failure
     for what, n in sorted(predictor.counts.items()):
         if n:
             print(f"warning: {n:,} of {len(items):,} inputs {what}", file=sys.stderr)
-    print(f"predicted {len(results):,} inputs with {predictor.task.name}"
+    print(f"predicted {len(results):,} inputs with {predictor.task.name} ({runtime})"
           + (f" -> {out_path}" if out_path else ""), file=sys.stderr)
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -37,13 +36,15 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from electra import checkpoint, dist
+from electra import checkpoint, dist, warmstart
 from electra.config import ElectraConfig
-from electra.diagnose import TRAIN_KEYS, diagnose, diagnose_after, evaluate, persistent
+from electra.diagnose import TRAIN_KEYS, diagnose, diagnose_after, eval_lines, evaluate, explain, persistent
 from electra.errors import ElectraError
-from electra.pretrain_config import PretrainConfig, electra_config, keys_help, load_pretrain_config
-from electra.pretrain_config import apply_overrides, config_from_dict  # re-export for electra.study (lead removes)
-from electra.runs import MetricsLog, derived_seed, prepare_run_dir, rng_state, set_rng_state, start_run_dir, table_row
+from electra.prefetch import Prefetcher
+from electra.pretrain_config import PretrainConfig, keys_help, load_pretrain_config, resolved_config
+from electra.runs import (MetricsLog, StopSignals, derived_seed, finished_result, prepare_run_dir, rng_state,
+                          set_rng_state, start_run_dir, table_row, warn_schedule_change)
+from electra.threads import describe_threads, torch_threads
 
 # Dense bf16/fp16 tensor-core peak FLOP/s per GPU (NVIDIA datasheets); substring match, first hit wins.
 PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12,
@@ -83,7 +84,7 @@ class Run:
 
     cfg: PretrainConfig
     env: dist.DistEnv
-    say: Callable[..., None]  # a line to stderr on rank 0, nothing elsewhere
+    say: Callable[..., None]  # a line to stderr (or file=sys.stdout) on rank 0, nothing elsewhere
     ecfg: ElectraConfig
     special: dict  # special token ids of the data
     seq_len: int
@@ -101,6 +102,7 @@ class Run:
     model: torch.nn.Module | None = None
     start: int = 0
     nonfinite_total: int = 0
+    batches: Any = None  # Prefetcher over `loader`: the batches train() reads (checkpoints take its state)
 
     @property
     def run_dir(self) -> Path:
@@ -116,7 +118,7 @@ def setup(cfg: PretrainConfig, env: dist.DistEnv, resume: bool, overwrite: bool)
     from electra.optim import build_optimizer, linear_schedule, param_groups
 
     t, o, main = cfg.train, cfg.optim, env.is_main
-    say = (lambda *a: tqdm.write(" ".join(str(x) for x in a), file=sys.stderr)) if main else (lambda *a: None)
+    say = (lambda *a, file=sys.stderr: tqdm.write(" ".join(map(str, a)), file=file)) if main else (lambda *a, **k: None)
     world, accum = env.world_size, t.accumulation
     if cfg.data.batch_size % (world * accum):
         raise ElectraError(f"data.batch_size={cfg.data.batch_size} is not divisible by world size {world} x "
@@ -133,25 +135,20 @@ def setup(cfg: PretrainConfig, env: dist.DistEnv, resume: bool, overwrite: bool)
     loader = PretrainLoader(cfg.data.dir, "train", batch_size=micro, rank=env.rank, world_size=world, seed=t.seed,
                             shuffle=True, drop_last=True, pad_to_multiple=cfg.data.pad_to_multiple,
                             fixed_length=cfg.data.fixed_length)
-    meta = loader.meta
-    seq_len = meta["seq_len"]
+    meta, seq_len = loader.meta, loader.meta["seq_len"]
     special = {k: int(meta[f"{k}_id"]) for k in ("pad", "unk", "cls", "sep", "mask")}
-    ecfg = electra_config(cfg, meta["vocab_size"], special["pad"], seq_len)
+    ecfg, start = warmstart.electra_config(cfg, meta, say)  # with model.init_from: the folder's sizes
     if main:  # only now that the data and the settings are known to be usable
         prepare_run_dir(Path(cfg.run.out), resume, overwrite)
     dist.barrier(env)
 
     torch.manual_seed(t.seed)  # the same initial weights on every rank
-    objective = build_objective(ecfg, special).to(device)
+    objective = warmstart.load(build_objective(ecfg, special), start, say).to(device)
     groups = param_groups(objective, lr=o.lr, weight_decay=o.weight_decay)
     optimizer = build_optimizer(groups, o.name, lr=o.lr, eps=o.eps, betas=(o.beta1, o.beta2))
     flops = flop_report(ecfg, seq_len, cfg.data.batch_size)
-    resolved = {**cfg.to_dict(), "electra": {**ecfg.to_dict(), "generator": dataclasses.asdict(ecfg.generator)},
-                "derived": {"world_size": world, "micro_batch_per_rank": micro, "accumulation": accum,
-                            "seq_len": seq_len, "tokens_per_step": flops.tokens_per_step, "precision": precision,
-                            "device": str(device), "disc_params": flops.disc_params, "gen_params": flops.gen_params,
-                            "flops_per_token_paper": flops.paper_flops_per_token,
-                            "flops_per_token_6n": flops.sixn_flops_per_token}}
+    resolved = resolved_config(cfg, ecfg, flops, world_size=world, micro_batch_per_rank=micro, accumulation=accum,
+                               seq_len=seq_len, precision=precision, device=str(device))
     run = Run(cfg, env, say, ecfg, special, seq_len, micro, precision, autocast, loader, objective, optimizer,
               linear_schedule(o.warmup_steps, t.steps), torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
               flops, resolved)
@@ -159,6 +156,7 @@ def setup(cfg: PretrainConfig, env: dist.DistEnv, resume: bool, overwrite: bool)
         resume_from_checkpoint(run)
     run.ddp = dist.wrap(objective, env)
     run.model = torch.compile(run.ddp) if t.compile else run.ddp
+    run.batches = Prefetcher(loader, device, depth=2)  # from the resumed position; pretrain() closes it
     return run
 
 
@@ -177,6 +175,7 @@ def resume_from_checkpoint(run: Run) -> None:
     if saved_optim != name:
         raise ElectraError(f"{ckpt} was trained with optim.name='{saved_optim}', not '{name}': its "
                            f"optimizer state does not fit; resume with --optim.name={saved_optim}")
+    warmstart.check_data_vocab(meta.get("tokenizer_vocab"), f"checkpoint {ckpt}", run.loader.meta, run.cfg.data.dir)
     checkpoint.load_weights(run.objective, ckpt)
     state = checkpoint.load_state(ckpt, run.optimizer)
     run.scaler.load_state_dict(state["scaler"])
@@ -184,6 +183,7 @@ def resume_from_checkpoint(run: Run) -> None:
     run.loader.load_state_dict(meta["loader"])
     run.start, run.nonfinite_total = int(state["step"]), int(state.get("nonfinite_total", 0))
     run.say(f"resumed from {ckpt} at step {run.start:,}")
+    warn_schedule_change(meta.get("config", {}), run.cfg, run.start, run.say)  # another train.steps: warn, go on
 
 
 def open_log(run: Run) -> MetricsLog:
@@ -198,6 +198,7 @@ def open_log(run: Run) -> MetricsLog:
         run.say(line)
     run.say(f"accumulation: {cfg.train.accumulation} micro-step(s) of {run.micro} sequences per rank x "
             f"{run.env.world_size} rank(s) = {cfg.data.batch_size} sequences per step; device {run.env.device}, "
+            f"{torch.get_num_threads()} thread(s) ({describe_threads(cfg.train.threads)}), "
             f"precision {run.precision}{', compiled' if cfg.train.compile else ''}; {len(run.loader.dataset):,} "
             f"train examples of <= {run.seq_len} tokens")
     return log
@@ -213,16 +214,17 @@ def forward_backward(run: Run, step: int, batches, mask_gen: torch.Generator) ->
     t, world, tokens, sums = run.cfg.train, run.env.world_size, 0, {}
     accum = t.accumulation
     for m in range(accum):
-        batch = {k: v.to(run.env.device, non_blocking=True) for k, v in next(batches).items()}
+        batch = next(batches)  # already on the device (prefetch.Prefetcher)
         tokens += batch["input_ids"].numel()
         shard = m * world + run.env.rank  # which slice of the global batch this is, whatever the layout
         mask_gen.manual_seed(derived_seed(t.seed, step, shard, 0))
         torch.manual_seed(derived_seed(t.seed, step, shard, 1))  # dropout
         sync = contextlib.nullcontext() if m == accum - 1 or world == 1 else run.ddp.no_sync()
+        noise = run.objective.draw_noise(batch["input_ids"], mask_gen) if t.compile else mask_gen  # one graph
         with sync:
             with run.autocast():
                 out = run.model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
-                                generator=mask_gen)
+                                generator=noise)
             run.scaler.scale(out["loss"] / accum).backward()
         for k in TRAIN_KEYS:
             if k in out:
@@ -279,23 +281,23 @@ def run_eval(run: Run, done: int, log: MetricsLog) -> dict:
     record = {}
     if run.env.is_main:
         cfg, t = run.cfg, run.cfg.train
-        record = {"kind": "eval", "step": done, **evaluate(run.objective, cfg.data.dir, cfg.data.eval_batch_size,
-                                                           t.eval_batches, run.env.device, run.autocast, t.seed + 1)}
+        record = explain({"kind": "eval", "step": done, "tokens_seen": done * run.flops.tokens_per_step, **evaluate(
+            run.objective, cfg.data.dir, cfg.data.eval_batch_size, t.eval_batches, run.env.device, run.autocast,
+            t.seed + 1)}, run.ecfg.objective.mask_prob)  # + the AUC beside the reference detectors, the warnings
         log.write(record)
-        auc = record.get("eval_rtd_auc")
-        run.say(f"eval at step {done}: gen acc {record.get('eval_mlm_acc', float('nan')):.1%}, disc acc "
-                f"{record.get('eval_rtd_acc', float('nan')):.1%}, AUC {auc if auc is None else round(auc, 4)}")
+        for line in eval_lines(record):
+            run.say(line, file=sys.stdout)
     dist.barrier(run.env)
     return record
 
 
 def save(run: Run, step_done: int, last_train: dict, last_eval: dict) -> Path | None:
     """A checkpoint after `step_done` steps (rank 0 writes; every rank waits); its folder on rank 0."""
-    state = {"step": step_done, "rng": rng_state(), "scaler": run.scaler.state_dict(),
-             "nonfinite_total": run.nonfinite_total}
+    state = dict(step=step_done, rng=rng_state(), scaler=run.scaler.state_dict(), nonfinite_total=run.nonfinite_total)
     path = None
     if run.env.is_main:
-        meta = {"model": run.ecfg.to_dict(), "special_ids": run.special, "loader": run.loader.state_dict(),
+        meta = {"model": run.ecfg.to_dict(), "special_ids": run.special, "loader": run.batches.state_dict(),
+                "tokenizer_vocab": run.loader.meta.get("tokenizer_vocab"),
                 "seq_len": run.seq_len, "config": run.cfg.to_dict(), "train": last_train, "eval": last_eval}
         path = checkpoint.save_checkpoint(run.run_dir, step_done, run.objective, run.optimizer, state, meta,
                                           keep=run.cfg.train.keep_checkpoints)
@@ -322,20 +324,24 @@ def finish(run: Run, result: dict, ckpt_path: Path | None) -> dict:
 # The loop
 
 
-def train(run: Run) -> dict:
+def train(run: Run, stop: StopSignals | None = None) -> dict:
     """Steps run.start .. train.steps; returns the final train/eval metrics, the last checkpoint and the diagnoses."""
     from electra.optim import clip_grad_norm, set_lr
 
     cfg, t, o, main = run.cfg, run.cfg.train, run.cfg.optim, run.env.is_main
+    if run.start >= t.steps:  # a finished run resumed: nothing to train, nothing rewritten
+        return finished_result(run.run_dir, run.start, t.steps, run.say)
     log = open_log(run)
     peak, first_diagnosed = peak_flops(run.env.device), diagnose_after(t.diagnose_after, o.warmup_steps, t.steps)
     shown, streak, diagnoses = set(), {}, []  # problems reported, consecutive logs showing each, their records
     last_train, last_eval, ckpt_path, keys, nonfinite_run = {}, {}, None, [], 0
-    mask_gen, batches = torch.Generator(device=run.env.device), iter(run.loader)
+    mask_gen, batches = torch.Generator(device=run.env.device), run.batches
     window, started = Window(), time.perf_counter()
     bar = tqdm(total=t.steps, initial=run.start, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True,
                disable=not (main and cfg.run.progress))
     for step in range(run.start, t.steps):
+        if step == getattr(run.objective, "switch_step", None):  # two-stage: the loop starts stage 2 (variants.py)
+            run.objective.switch()
         lr = set_lr(run.optimizer, o.lr, run.schedule(step))
         sums, tokens = forward_backward(run, step, batches, mask_gen)
         keys = keys or list(sums)
@@ -375,11 +381,14 @@ def train(run: Run) -> dict:
                 for kind, text in problems:
                     diagnoses.append({"kind": "diagnosis", "step": done, "problem": kind, "message": text})
                     log.write(diagnoses[-1])
-                    run.say(f"diagnosis at step {done}: {text}")
+                    run.say(f"diagnosis at step {done}: {text}", file=sys.stdout)
         if due(done, t.eval_every, t.steps):
             last_eval = run_eval(run, done, log)
-        if due(done, t.checkpoint_every, t.steps):
+        stopping = done < t.steps and stop is not None and stop.requested()  # SIGINT/SIGTERM, all ranks agree
+        if due(done, t.checkpoint_every, t.steps) or stopping:
             ckpt_path = save(run, done, last_train, last_eval)
+        if stopping:  # exit 130/143 with the command that continues
+            raise stop.interrupted(done, ckpt_path, run.run_dir, close=(bar, log))
     bar.close()
     log.close()
     result = {"run_dir": str(run.run_dir), "step": t.steps, "train": last_train, "eval": last_eval,
@@ -397,13 +406,13 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
     env = dist.init(t.device)
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    if t.threads > 0:
-        torch.set_num_threads(t.threads)
+    deterministic, run = torch.are_deterministic_algorithms_enabled(), None
     try:
-        return train(setup(cfg, env, resume, overwrite))
+        with torch_threads(t.threads), StopSignals(env) as stop:  # threads = 0: auto; both restored on the way out
+            return train(run := setup(cfg, env, resume, overwrite), stop.arm())  # Ctrl-C now: checkpoint, stop
     finally:  # process-wide switches go back as they were (pretrain() may be one call in a longer program)
-        torch.set_num_threads(threads)
+        if run is not None:
+            run.batches.close()  # the prefetch thread
         torch.use_deterministic_algorithms(deterministic)
         dist.close(env)
 

@@ -12,6 +12,7 @@ typed by its field. Files are read and overrides parsed by electra.runfile, the 
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import typing
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from electra.config import ModelConfig, Fractions, coerce, from_dict, objective_
 from electra.errors import ElectraError
 from electra.runfile import apply_overrides as apply_run_overrides
 from electra.runfile import read_run_file
+from electra.threads import HELP as THREADS_HELP
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -34,7 +36,7 @@ class DataSection:
 
 @dataclass
 class OptimSection:
-    name: str = "adamw"  # adamw | adamw-official (no bias correction, as the TF code) | lamb
+    name: str = "adamw-official"  # adamw-official (no bias correction, as the TF code) | adamw (torch's) | lamb
     lr: float = 5e-4  # peak learning rate; paper Table 6: 5e-4 small, 2e-4 base and large
     weight_decay: float = 0.01  # not on LayerNorm parameters and biases
     eps: float = 1e-6
@@ -60,7 +62,7 @@ class TrainSection:
     keep_checkpoints: int = 3  # newest checkpoints kept (0 = all)
     max_nonfinite: int = 20  # consecutive NaN/Inf steps after which the run stops with a checkpoint
     diagnose_after: int = -1  # first step for collapse diagnostics (-1 = max(2 x warmup, min(steps / 5, 20k)))
-    threads: int = 0  # CPU threads for torch (0 = torch's default; torchrun sets 1 per process)
+    threads: int = 0  # threads.HELP: CPU threads for torch, 0 = auto (fewer on a busy machine)
 
 
 @dataclass
@@ -104,7 +106,9 @@ class PretrainConfig:
 
 
 SECTIONS = {"data": DataSection, "optim": OptimSection, "train": TrainSection, "run": RunSection}
-MODEL_HINTS = {"preset": str, **typing.get_type_hints(ModelConfig), **typing.get_type_hints(Fractions)}
+# init_from / generator_init_from: start from pretrained folders (electra/warmstart.py); not part of the ElectraConfig
+MODEL_HINTS = {"preset": str, "init_from": str, "generator_init_from": str, **typing.get_type_hints(ModelConfig),
+               **typing.get_type_hints(Fractions)}
 OBJECTIVE_HINTS = objective_keys()
 DERIVED_KEYS = ("electra", "derived")  # written into RUN/config.json for readers; ignored when read back
 
@@ -158,7 +162,7 @@ def load_pretrain_config(path, overrides: list[str] = ()) -> PretrainConfig:
 
 def electra_config(cfg: PretrainConfig, vocab_size: int | None, pad_id: int | None, seq_len: int | None):
     """The ElectraConfig for this run: preset + [model] + [objective], vocabulary and pad id from the data."""
-    model = dict(cfg.model)
+    model = {k: v for k, v in cfg.model.items() if k not in ("init_from", "generator_init_from")}
     name = model.pop("preset", "small")
     for key, value in (("vocab_size", vocab_size), ("pad_token_id", pad_id)):
         if value is None:
@@ -170,16 +174,36 @@ def electra_config(cfg: PretrainConfig, vocab_size: int | None, pad_id: int | No
     if seq_len is not None and seq_len > ecfg.discriminator.max_position_embeddings:
         raise ElectraError(f"the data's seq_len {seq_len} exceeds model.max_position_embeddings "
                            f"{ecfg.discriminator.max_position_embeddings}")
+    if seq_len is not None and not ecfg.objective.max_predictions:  # official max_predictions_per_seq: from the
+        ecfg.objective.max_predictions = ecfg.objective.predictions_per_seq(seq_len)  # data's length, not a batch's
     return ecfg
 
 
+def resolved_config(cfg: PretrainConfig, ecfg, flops, **derived) -> dict:
+    """RUN/config.json: the run file's tables, the ElectraConfig (its derived generator too) and every derived
+    number (`derived` as given, plus the sizes and FLOPs of the flops.FlopReport)."""
+    return {**cfg.to_dict(), "electra": {**ecfg.to_dict(), "generator": dataclasses.asdict(ecfg.generator)},
+            "derived": {**derived, "tokens_per_step": flops.tokens_per_step, "disc_params": flops.disc_params,
+                        "gen_params": flops.gen_params, "flops_per_token_paper": flops.paper_flops_per_token,
+                        "flops_per_token_6n": flops.sixn_flops_per_token}}
+
+
 def keys_help() -> str:
-    """Every overridable key with its default, from the dataclasses (their comments are in this file)."""
+    """Every overridable key with its default: the sections' from the dataclasses (their comments are in this file),
+    the model and objective keys with the small preset's values (electra/config.py)."""
+    small = preset("small")
+    fractions = {k: getattr(small, k) for k in typing.get_type_hints(Fractions)}
+    model = {**dataclasses.asdict(small.discriminator), **fractions}
+    listed = lambda values: textwrap.fill(", ".join(f"{k}={v!r}" for k, v in values.items()), 118,  # noqa: E731
+                                          initial_indent="    ", subsequent_indent="    ")
     lines = ["keys (--section.key=value; defaults are the ELECTRA-Small recipe, paper Table 6):",
-             "  model.preset=small (tiny|small|base|large) and any ModelConfig field or generator_hidden_fraction,",
-             "    generator_layers_fraction (electra/config.py), e.g. --model.hidden_size=128",
-             "  objective.<ObjectiveConfig key>, e.g. --objective.mask_prob=0.25 (default: the preset's)"]
+             "  model.preset=small (tiny|small|base|large); any model key changes the preset (small's values shown;",
+             "    vocab_size and pad_token_id come from the data), e.g. --model.hidden_size=128:", listed(model),
+             "  model.init_from=DIR: continue pretraining an HF ELECTRA or BERT-family folder, a run of ours or a Hub",
+             "    id (sizes and vocabulary from it); model.generator_init_from=DIR: ElectraForMaskedLM/BertForMaskedLM",
+             "  objective keys (the preset's values shown), e.g. --objective.mask_prob=0.25:",
+             listed(small.objective.to_dict())]
     for name, cls in SECTIONS.items():
-        pairs = [f"{f.name}={getattr(cls(), f.name)!r}" for f in dataclasses.fields(cls)]
-        lines.append(f"  {name}: " + ", ".join(pairs))
+        lines += [f"  {name}:", listed(dataclasses.asdict(cls()))]
+    lines.append(f"  train.threads: {THREADS_HELP}")
     return "\n".join(lines)

@@ -8,7 +8,8 @@ metrics.jsonl.
 
 The PNG has four panels: losses (train and held-out), generator and discriminator accuracy (train and held-out),
 discriminator precision / recall / held-out AUC, and the learning rate. The HTML page shows the figure, the final
-numbers, any collapse diagnosis in plain words, and where the checkpoints and exported folders are.
+numbers, each held-out evaluation beside its reference detectors (electra/reference.py), any collapse diagnosis in
+plain words, the demo's summary.json when there is one, and where the checkpoints and exported folders are.
 """
 from __future__ import annotations
 
@@ -41,6 +42,38 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def _evals_section(evals: list[dict]) -> str:
+    """Each held-out evaluation: the AUC beside the reference detectors, the hidden-state cosines, what it means
+    (the same lines as the console and metrics.jsonl)."""
+    cols = [("step", "step"), ("tokens seen", "tokens_seen"), ("AUC", "eval_rtd_auc"),
+            ("token prior AUC", "eval_token_prior_auc"), ("bigram AUC", "eval_bigram_auc"),
+            ("hidden cosine", "eval_hidden_cos"), ("random-init cosine", "eval_hidden_cos_random")]
+    head = "".join(f"<th>{c}</th>" for c, _ in cols) + "<th>what it means</th>"
+    rows = "".join("<tr>" + "".join(f"<td>{'-' if e.get(k) is None else _fmt(e[k])}</td>" for _, k in cols)
+                   + f"<td>{html.escape(e.get('explanation', ''))}</td></tr>" for e in evals)
+    warnings = "".join(f"<li>step {e['step']}: {html.escape(w)}</li>" for e in evals for w in e.get("warnings", []))
+    return ("<h2>Held-out evaluations, with reference points</h2><p>The token prior knows which tokens the generator "
+            "puts in and nothing of context; the bigram counts know adjacent pairs of the training text. The hidden "
+            "cosine is the mean cosine between the discriminator's final states of random held-out tokens (near 1: "
+            "collapsed), beside a random-init copy's.</p>"
+            f"<table><tr>{head}</tr>{rows}</table>" + (f"<ul>{warnings}</ul>" if warnings else ""))
+
+
+def _summary_section(s: dict) -> str:
+    """The demo's summary.json: pretraining, the reference AUCs and the fine-tuning comparison."""
+    p, ref, ft = s.get("pretrain", {}), s.get("reference_auc", {}), s.get("finetune") or {}
+    num = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
+    text = (f"<h2>Demo result</h2><p>Pretraining: {p.get('steps', 0):,} steps; held-out AUC "
+            f"{num(p.get('eval_auc'))} (token prior {num(ref.get('token_prior'))}, bigram {num(ref.get('bigram'))}), "
+            f"generator accuracy {num(p.get('eval_gen_acc'), '{:.1%}')}.</p>")
+    if ft:
+        metric = html.escape(str(ft.get("metric", "")))
+        text += (f"<p>Fine-tuned on {html.escape(str(ft.get('task')))} ({metric}): pretrained "
+                 f"<b>{num(ft.get('pretrained'), '{:.2f}')}</b>, the same architecture from random init "
+                 f"<b>{num(ft.get('scratch'), '{:.2f}')}</b>.</p>")
+    return text + f"<p>{num(s.get('minutes'), '{:.1f}')} minutes in all.</p>"
+
+
 def write_report(run_dir) -> Path:
     """Write RUN/curves.png and RUN/report.html; returns the HTML path."""
     run_dir = Path(run_dir)
@@ -54,7 +87,8 @@ def write_report(run_dir) -> Path:
         config = json.loads((run_dir / "config.json").read_text())
 
     def table(rec: dict) -> str:
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rec.items() if k != "kind")
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rec.items()
+                       if k not in ("kind", "explanation", "warnings"))
         return f"<table>{rows}</table>"
 
     parts = [f"<h1>ELECTRA pretraining: {html.escape(run_dir.name)}</h1>"]
@@ -71,6 +105,11 @@ def write_report(run_dir) -> Path:
     else:
         parts.append("<h2>Diagnoses</h2><p>No collapse detected (discriminator recall on replaced tokens and the "
                      "generator/discriminator balance stayed in range).</p>")
+    if evals:
+        parts.append(_evals_section(evals))
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        parts.append(_summary_section(json.loads(summary.read_text())))
     if train:
         parts.append("<h2>Last training log</h2>" + table(train[-1]))
     if evals:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from electra.errors import ElectraError
-from electra.readers import read_utf8
+from electra.files import read_utf8
 
 
 def tomllib():

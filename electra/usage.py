@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from electra.errors import ElectraError
+from electra.files import write_text
 
 MASK_TEXT = "[MASK]"
 WHICH_KIND = {"generator": "masked-lm", "discriminator": "pretraining"}
@@ -234,9 +234,7 @@ def _check_writable(path: Path, overwrite: bool) -> None:
 def _write_text_atomically(path: Path, text: str, overwrite: bool = False) -> None:
     path = Path(path)
     _check_writable(path, overwrite)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)  # the temporary is removed on a failure
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -12,15 +12,18 @@ Paper section 3.2 / Table 5 ("Efficiency analysis"):
 Paper section 3.2 and appendix F:
   adversarial     the generator is trained to fool the discriminator with REINFORCE: reward = the discriminator's
                   loss on the sampled token, a learned baseline; no maximum likelihood unless adversarial_mle_weight.
-  two-stage       train the generator alone (MLM) for `two_stage_switch` forward passes, then initialise the
-                  discriminator from it and train only the discriminator, generator frozen. Needs a generator as
-                  large as the discriminator (generator_hidden_fraction = 1).
-DeBERTa-v3 (He et al., 2021), "gradient-disentangled embedding sharing":
-  gdes            the discriminator's token embeddings are stop_grad(generator's) + a learned delta (zero at start):
-                  the RTD loss updates only the delta, the MLM loss only the shared table.
+  two-stage       train the generator alone (MLM) for `two_stage_switch` optimizer steps, then initialise the
+                  discriminator from it (embeddings and layers) and train only the discriminator, the generator
+                  frozen with its own embeddings. The training loop calls `switch()`. Needs a generator as large as
+                  the discriminator (generator_hidden_fraction = 1). One process only: refused under torchrun.
+DeBERTa-v3 (He et al., 2021), "gradient-disentangled embedding sharing" (microsoft/DeBERTa
+DeBERTa/apps/tasks/rtd_task.py, embedding_sharing = "gdes"):
+  gdes            the generator owns the embeddings; the discriminator's word and position tables are
+                  stop_grad(generator's) + a learned delta (zero at start), its embedding LayerNorm and token-type
+                  table its own: the RTD loss updates only the deltas, the MLM loss only the generator's tables.
+                  RTD weight 10 by default (DeBERTa's rtd_lambda).
 
 All variants keep the objective contract: forward(...) -> dict with `loss`, metrics as tensors; `export_parts()`.
-Variants in which some parameters receive no gradient at some steps (two-stage) run in one process, not DDP.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ class Electra15(Electra):
 
     def rtd_weights(self, attention_mask, masked: Masked) -> torch.Tensor:
         w = torch.zeros_like(attention_mask, dtype=torch.float)
-        return w.scatter(1, masked.positions, masked.weights)  # 1 at real prediction slots only
+        return w.scatter_add(1, masked.positions, masked.weights).clamp(max=1.0)  # 1 at real slots (may repeat)
 
 
 class Adversarial(Electra):
@@ -60,27 +63,36 @@ class Adversarial(Electra):
 
 
 class GDES(Electra):
-    """Gradient-disentangled embedding sharing: discriminator token embeddings = stop_grad(E) + delta."""
+    """Gradient-disentangled embedding sharing: the discriminator's word and position tables are
+    stop_grad(generator's) + delta; its own embedding LayerNorm and token-type table."""
+
+    share_embeddings = False
 
     def __init__(self, cfg: ElectraConfig, special_ids: dict):
         super().__init__(cfg, special_ids)
-        self.token_delta = nn.Parameter(torch.zeros_like(self.embeddings.tok.weight))
+        own = self.discriminator.embeddings
+        self.token_delta = nn.Parameter(torch.zeros_like(own.tok.weight))  # DeBERTa: word_embeddings._weight
+        self.position_delta = nn.Parameter(torch.zeros_like(own.pos.weight))  # position_embeddings._weight
+        del own.tok, own.pos  # the discriminator reads the generator's tables through the deltas
 
-    def discriminator_token_weight(self) -> torch.Tensor:
-        return self.embeddings.tok.weight.detach() + self.token_delta
+    def discriminator_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token (V, E), position (max positions, E)) tables the discriminator reads."""
+        gen = self.generator.embeddings
+        return gen.tok.weight.detach() + self.token_delta, gen.pos.weight.detach() + self.position_delta
 
     def discriminator_hidden(self, corrupted, token_type_ids, attention_mask):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(corrupted)
-        embeds = self.embeddings(corrupted, token_type_ids, token_weight=self.discriminator_token_weight())
+        tok, pos = self.discriminator_tables()
+        embeds = self.discriminator.embeddings(corrupted, token_type_ids, token_weight=tok, position_weight=pos)
         return self.discriminator(corrupted, token_type_ids, attention_mask, embeds=embeds)
 
     def merged_discriminator(self) -> Encoder:
-        """A standalone discriminator encoder whose token embeddings are E + delta (for export/fine-tuning)."""
+        """A standalone discriminator encoder with tables E + delta (for export/fine-tuning)."""
         merged = Encoder(self.cfg.discriminator).to(self.token_delta.device)
-        state = self.discriminator.state_dict()
-        state["embeddings.tok.weight"] = self.discriminator_token_weight().detach().clone()
-        merged.load_state_dict(state)
+        tok, pos = (t.detach().clone() for t in self.discriminator_tables())
+        merged.load_state_dict({**self.discriminator.state_dict(), "embeddings.tok.weight": tok,
+                                "embeddings.pos.weight": pos})
         return merged
 
     def export_parts(self):
@@ -89,50 +101,59 @@ class GDES(Electra):
 
 
 class TwoStage(Electra):
-    """Stage 1: generator alone by MLM. Stage 2: discriminator initialised from the generator, trained by RTD with
-    the generator frozen. The stage is kept in buffers, so a resumed run continues in the right one."""
+    """Stage 1: the generator alone by MLM, with its own embeddings. Stage 2 (`switch()`, called by the training
+    loop before optimizer step `switch_step`): the discriminator becomes a copy of the generator (embeddings and
+    layers) and trains by RTD; the generator, its head and its embeddings (its tied output layer) are frozen, so
+    nothing the discriminator learns moves them. The stage is a buffer: a checkpoint resumes in its stage."""
+
+    share_embeddings = False
 
     def __init__(self, cfg: ElectraConfig, special_ids: dict):
         if cfg.generator_hidden_fraction != 1.0 or cfg.generator_layers_fraction != 1.0:
             raise ElectraError("objective 'two-stage' initialises the discriminator from the generator: set "
                                "generator_hidden_fraction = 1 and generator_layers_fraction = 1")
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            raise ElectraError("objective 'two-stage' runs in one process (each stage leaves half the model "
+                               "without gradients, which DDP refuses): run it without torchrun")
         super().__init__(cfg, special_ids)
-        self.register_buffer("micro_steps", torch.zeros((), dtype=torch.long))
-        self.register_buffer("switched", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("stage", torch.ones((), dtype=torch.long))  # 1 or 2; saved with the weights
+        self.frozen = False  # the Python-side stage: forward reads no tensor to choose its path
+        self.register_load_state_dict_post_hook(TwoStage._after_load)
 
-    def _switch(self):
-        state = {k: v for k, v in self.generator.state_dict().items() if not k.startswith("embeddings.")}
-        self.discriminator.load_state_dict(state, strict=False)  # embeddings are shared already
-        self.switched.fill_(True)
+    @property
+    def switch_step(self) -> int:
+        return self.obj.two_stage.switch
+
+    def switch(self):
+        """Start stage 2: initialise the discriminator from the generator, freeze the generator (once, here)."""
+        with torch.no_grad():
+            self.discriminator.load_state_dict(self.generator.state_dict())
+        self.stage.fill_(2)
+        self._freeze()
+
+    def _freeze(self):
+        for p in [*self.generator.parameters(), *self.generator_head.parameters()]:
+            p.requires_grad_(False)  # no gradient, so no optimizer update (not even weight decay)
+        self.frozen = True
+
+    @staticmethod
+    def _after_load(module, incompatible_keys):
+        if not module.frozen and int(module.stage) == 2:  # resuming in stage 2
+            module._freeze()
+
+    def generator_loss(self, mlm_loss, gen_logits, masked, sampled, rtd_per_token):
+        return mlm_loss * 0  # stage 2: the frozen generator's MLM loss is reported, not trained
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, generator=None):
-        if self.training:
-            self.micro_steps += 1
-        stage_two = bool(self.switched) or int(self.micro_steps) > self.obj.two_stage.switch
-        if stage_two and not bool(self.switched):
-            self._switch()
-        generator_only = [p for n, p in self.named_parameters()
-                          if n.startswith(("generator.layers", "generator.project", "generator_head."))]
-        for p in generator_only:
-            p.requires_grad_(not stage_two)
-        if not stage_two:
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
-            masked = self.mask(input_ids, attention_mask, generator)
-            gen_logits = self.generator_logits(masked, token_type_ids, attention_mask)
-            mlm_loss, mlm_acc = masked_lm_loss(gen_logits, masked)
-            zero = mlm_loss.detach() * 0
-            return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "rtd_loss": zero, "mlm_acc": mlm_acc,
-                    "stage": torch.tensor(1)}
-        out = super().forward(input_ids, token_type_ids, attention_mask, generator)
-        out["stage"] = torch.tensor(2)
-        return out
-
-    def generator_logits(self, masked, token_type_ids, attention_mask):
-        if not bool(self.switched):
-            return super().generator_logits(masked, token_type_ids, attention_mask)
-        with torch.no_grad():  # frozen: its MLM loss is a constant and must not train the shared embeddings
-            return super().generator_logits(masked, token_type_ids, attention_mask)
+        if self.frozen:
+            return {**super().forward(input_ids, token_type_ids, attention_mask, generator), "stage": self.stage.clone()}
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        masked = self.mask(input_ids, attention_mask, generator)
+        mlm_loss, mlm_acc = masked_lm_loss(self.generator_logits(masked, token_type_ids, attention_mask), masked)
+        return {"loss": mlm_loss, "mlm_loss": mlm_loss.detach(), "rtd_loss": mlm_loss.detach() * 0,
+                "mlm_acc": mlm_acc, "stage": self.stage.clone()}
 
 
 class ReplaceMLM(Electra):

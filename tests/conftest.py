@@ -79,3 +79,57 @@ def debug_overrides(tiny_prepared_dir):
                 "--train.deterministic=true", "--run.progress=false", "--run.tensorboard=false",
                 "--run.report=false", "--run.export=false", *overrides]
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (restored after): the tiny models are no faster on more, and the box may be
+    busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_model_dir(vocab: Path, out: Path, max_positions: int = 512) -> Path:
+    """A 2-layer, 64-wide ELECTRA discriminator with random weights (seed 0) around a real vocab, as an HF folder
+    with its tokenizer (at OUT-tokenizer)."""
+    import torch
+
+    from electra.config import ModelConfig
+    from electra.hf import export_task_model
+    from electra.model import TaskModel
+    from electra.tokenizer import tokenizer_from_vocab
+
+    tok = tokenizer_from_vocab(vocab)
+    tok_dir = save_tokenizer_folder(tok, out.parent / f"{out.name}-tokenizer")
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), embedding_size=32, hidden_size=64, num_layers=2, num_heads=2,
+                      intermediate_size=128, max_position_embeddings=max_positions)
+    return export_task_model(TaskModel(cfg, "pretraining"), out, tokenizer_dir=tok_dir)
+
+
+def curve_records(run: Path) -> list[dict]:
+    """The train and eval records of RUN/metrics.jsonl without the wall-clock fields: what must be identical between
+    an interrupted-and-resumed run and an uninterrupted one."""
+    import json
+
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    drop = ("tokens_per_s", "elapsed_s")
+    return [{k: v for k, v in r.items() if k not in drop} for r in records if r["kind"] in ("train", "eval")]
+
+
+def last_logged_step(metrics: Path) -> int:
+    """The highest step in a metrics.jsonl being written by another process (0 if none yet; a half line is skipped)."""
+    import json
+
+    steps = [0]
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                steps.append(json.loads(line)["step"])
+            except ValueError:
+                pass
+    return max(steps)

@@ -656,13 +656,7 @@ def io_argv(t: Path, fx, command: str, folder: Path) -> list:
 WRITING_COMMANDS = ["tokenizer-train", "prepare", "pretrain", "export", "finetune", "predict", "detect"]
 # Rows whose command leaves a half-written file behind on a full disk; the owner's fix turns the xfail into a pass
 # (strict: then remove the name here). Found by this test; see docs/ERRORS.md.
-LEAVES_PARTIAL_FILES: dict[str, str] = {
-    "prepare": "files.write_json leaves OUT.tmp-prepare/progress.json.tmp-PID (unlink the temporary on failure)",
-    "pretrain": "leaves the new run folder with files.write_json's config.json.tmp-PID",
-    "export": "hf.write_folder leaves OUT/.discriminator.tmp-PID/ (remove the temporary folder on failure)",
-    "predict": "predict leaves .out.jsonl.tmp next to --output (remove the temporary on failure)",
-    "detect": "usage leaves .page.html.tmp-PID next to --html (remove the temporary on failure)",
-}
+LEAVES_PARTIAL_FILES: dict[str, str] = {}  # none left: every writer removes its temporaries
 
 
 def _writable(folder: Path) -> bool:

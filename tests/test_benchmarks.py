@@ -43,6 +43,32 @@ def test_inference_smoke(capsys):
     assert float(line.split()[-1]) < 1e-4
 
 
+def test_inference_real_text_smoke(capsys, tmp_path, shared_data):
+    """`--real-text` on 48 SST-2 dev sentences with a tiny classifier (BERT vocab, random weights): every row runs
+    and the last line is the ratio line."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from electra.config import preset
+    from electra.hf import export_task_model
+    from electra.model import TaskModel
+    from electra.tokenizer import save_tokenizer_folder, tokenizer_from_vocab
+
+    tok = tokenizer_from_vocab(shared_data / "vocab/bert-base-uncased.txt")
+    torch.manual_seed(0)
+    model = TaskModel(preset("tiny", vocab_size=tok.get_vocab_size()).discriminator, "sequence", num_labels=2)
+    folder = export_task_model(model.eval(), tmp_path / "model", labels=["0", "1"],
+                               tokenizer_dir=save_tokenizer_folder(tok, tmp_path / "tok"),
+                               extra={"electra_task.json": {"task": "sst2", "kind": "sequence", "labels": ["0", "1"]}})
+    out = _run("inference.py", ["--real-text", "--model", str(folder), "--limit", "48", "--rounds", "1",
+                                "--data", str(shared_data / "glue/SST-2")], capsys)
+    for row in ("transformers fp32", "ours torch fp32", "ours torch int8"):
+        assert row in out
+    line = next(l for l in out.splitlines() if l.startswith("ours torch fp32"))
+    assert line.split()[-3] == "100.00%"  # the same labels as the transformers pipeline
+    assert out.strip().splitlines()[-1].startswith("ratio ours/transformers fp32 real-text: ")
+
+
 @pytest.mark.slow
 def test_gpu_check_dry_run_writes_every_part(tmp_path, shared_data):
     """`benchmarks/gpu_check.py --dry-run`: the whole GPU plan on CPU (tiny, fp32, gloo), each part in its own

@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+from conftest import curve_records, last_logged_step
 import torch
 
 from electra import checkpoint
@@ -164,27 +165,8 @@ def test_export_command(short_run, tmp_path, capsys):
 # SIGKILL fault injection
 
 
-def _train_records(run):
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(x) for x in lines]
-    drop = ("tokens_per_s", "elapsed_s")  # wall-clock, not part of the curve
-    return [{k: v for k, v in r.items() if k not in drop} for r in records if r["kind"] in ("train", "eval")]
-
-
-def _last_step(metrics):
-    if not metrics.is_file():
-        return 0
-    steps = [0]
-    for line in metrics.read_text().splitlines():
-        try:
-            steps.append(json.loads(line)["step"])
-        except ValueError:
-            pass
-    return max(steps)
-
-
 @pytest.mark.slow
-def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debug_overrides):
+def test_sigkill_at_random_steps_then_resume_gives_the_samecurve_records(tmp_path, debug_overrides):
     steps = 20
     args = ["--train.steps=20", "--train.log_every=1", "--train.checkpoint_every=2", "--train.eval_every=10",
             "--train.keep_checkpoints=2"]
@@ -203,12 +185,12 @@ def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debu
     for target in kill_at:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while proc.poll() is None and _last_step(run / "metrics.jsonl") < target and time.monotonic() < deadline:
+        while proc.poll() is None and last_logged_step(run / "metrics.jsonl") < target and time.monotonic() < deadline:
             time.sleep(0.01)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += proc.wait() == -signal.SIGKILL
-            landed.append(_last_step(run / "metrics.jsonl"))
+            landed.append(last_logged_step(run / "metrics.jsonl"))
         else:
             pytest.fail(f"the run ended before step {target}: {proc.stderr.read()[-2000:]}")
         proc.stderr.close()
@@ -220,4 +202,4 @@ def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debu
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"skipping checkpoint {newest}" in done.stderr
-    assert _train_records(run) == _train_records(reference)  # bitwise: deterministic CPU mode
+    assert curve_records(run) == curve_records(reference)  # bitwise: deterministic CPU mode

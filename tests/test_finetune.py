@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model_dir
 import torch
 
 from electra.cli import main
@@ -28,22 +29,7 @@ transformers = pytest.importorskip("transformers")
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_model_dir(vocab: Path, out: Path) -> Path:
-    """A 2-layer, 64-wide ELECTRA discriminator with random weights around a real vocab, as an HF folder."""
-    tok = tokenizer_from_vocab(vocab)
-    tok_dir = save_tokenizer_folder(tok, out.parent / f"{out.name}-tokenizer")
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=tok.get_vocab_size(), embedding_size=32, hidden_size=64, num_layers=2, num_heads=2,
-                      intermediate_size=128, max_position_embeddings=512)
-    return export_task_model(TaskModel(cfg, "pretraining"), out, tokenizer_dir=tok_dir)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +62,22 @@ def test_ft_sst2_seeds_outputs_evaluate_predict_and_hf_parity(capsys, shared_dat
     assert m["task"] == "sst2" and len(m["seeds"]) == 2 and [s["seed"] for s in m["seeds"]] == [0, 1]
     accs = [s["dev"]["acc"] for s in m["seeds"]]
     assert m["median"]["acc"] == pytest.approx(np.median(accs)) and m["mean"]["acc"] == pytest.approx(np.mean(accs))
-    assert all(len(s["epochs"]) == 2 and s["dev"]["acc"] == max(e["acc"] for e in s["epochs"]) for s in m["seeds"])
+    # The official protocol: a seed's dev is its final model's; the best epoch is kept beside it, labelled.
+    assert all(len(s["epochs"]) == 2 and s["dev"] == s["epochs"][-1] for s in m["seeds"])
+    assert all(s["dev_best_epoch"]["acc"] == max(e["acc"] for e in s["epochs"])
+               and s["epochs"][s["dev_best_epoch"]["epoch"] - 1]["acc"] == s["dev_best_epoch"]["acc"]
+               for s in m["seeds"])
     assert m["dev"]["acc"] == max(accs) and m["counts"]["steps_per_seed"] == 2 * 8
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["layer_decay"] == 0.8 and cfg["warmup_steps"] == 1 and cfg["lr"] == 1e-3 and cfg["epochs"] == 2
+    assert (cfg["optim"], cfg["head"], cfg["official_depth"], cfg["select"]) == ("official", "official", True, "final")
     # The predictions file is the best seed's dev predictions; its accuracy is the reported one.
     preds = jsonl(out / "predictions.jsonl")
     assert len(preds) == 120 and set(preds[0]) == {"id", "label", "probabilities", "gold"}
     assert 100 * np.mean([p["label"] == p["gold"] for p in preds]) == pytest.approx(m["dev"]["acc"])
     assert len((out / "submission/SST-2.tsv").read_text().splitlines()) == 1821 + 1
-    # The exported folder is an HF ElectraForSequenceClassification with the same logits as our model.
+    # The exported folder is an HF ElectraForSequenceClassification with the same logits as our model (the official
+    # head, dropout + linear, is written exactly as HF's dense + gelu + out_proj: see LinearClassificationHead).
     meta = json.loads((out / "model/electra_task.json").read_text())
     assert meta == {**meta, "task": "sst2", "kind": "sequence", "labels": ["0", "1"], "max_seq_len": 128}
     hf = transformers.ElectraForSequenceClassification.from_pretrained(out / "model").eval()
@@ -323,6 +315,11 @@ def test_ft_stsb_regression_and_mnli_matched_mismatched_glue_layouts(capsys, en_
 
     (result,) = load(tmp_path / "s").predict([("a cat dog car tree", "the cat dog car tree")])
     assert set(result) == {"score"}
+    # Trained on score / 5 (official); the saved model has the x5 folded in: it predicts what predictions.jsonl says.
+    assert json.loads((tmp_path / "s/config.json").read_text())["target_scale"] == 5.0
+    dev = [line.split("\t") for line in (stsb / "dev.tsv").read_text().splitlines()[1:4]]
+    again = load(tmp_path / "s").predict([(row[7], row[8]) for row in dev])
+    assert np.allclose([r["score"] for r in again], [p["score"] for p in preds[:3]], atol=1e-4)
     code, _, err = finetune(capsys, "--task", "mnli", "--model", en_model, "--data", mnli, "--out", tmp_path / "m",
                             "--epochs", 1)
     assert code == 0, err
@@ -335,8 +332,9 @@ def test_ft_stsb_regression_and_mnli_matched_mismatched_glue_layouts(capsys, en_
 
 
 def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_path):
-    """Same initial weights, batches and recipe, dropout off: our loop (train_seed) and a plain loop around
-    transformers' ElectraForSequenceClassification end with the same weights and dev logits."""
+    """Same initial weights, batches and recipe, dropout off: our loop (train_seed) with the HF-style switches (--head
+    hf --optim adamw --no-official-depth) and a plain loop around transformers' ElectraForSequenceClassification end
+    with the same weights and dev logits."""
     import re
     from collections import Counter
 
@@ -354,7 +352,8 @@ def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_pa
     task = get_task("sst2")
     cfg = resolve(FinetuneConfig(task="sst2", model=str(base), data=str(shared_data / "glue/SST-2"), out="-",
                                  epochs=1, lr=1e-3, batch_size=8, max_train_examples=96, max_dev_examples=40,
-                                 progress=False, predict_test=False, classifier_dropout=0.0), task, cfg_model)
+                                 progress=False, predict_test=False, classifier_dropout=0.0, head="hf", optim="adamw",
+                                 official_depth=False, batch_loss="mean"), task, cfg_model)
     data, _ = read_data(task, cfg, Counter())
     labels = label_list(task, data["train"])
     tokenizer = load_tokenizer_for(base, None, cfg_model.vocab_size)
@@ -373,7 +372,7 @@ def test_ft_loop_matches_a_transformers_loop_without_dropout(shared_data, tmp_pa
         groups.setdefault((wd, depth), {"params": [], "weight_decay": wd, "lr": 1e-3 * 0.8 ** (3 - depth)})
         groups[(wd, depth)]["params"].append(p)
     optimizer = torch.optim.AdamW(list(groups.values()), lr=1e-3, eps=1e-6)
-    total, warmup = 12, 1  # one epoch (so the best epoch is the last) of 96 / 8 steps, 10% warm-up
+    total, warmup = 12, 1.2  # one epoch of 96 / 8 steps, 10% warm-up (a fraction of a step, as the official code)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total) * min(1.0, s / warmup))
     from electra.finetune_loop import batch_order
 

@@ -60,3 +60,32 @@ def test_task_metadata_keeps_its_flat_keys_and_reads_back():
     assert meta["doc_stride"] == 32 and meta["null_threshold"] == 0.5 and "qa" not in meta
     back = config_from_metadata(meta)
     assert back.qa == cfg.qa and back.max_seq_len == 256
+
+
+def test_learning_rate_lists_and_recipe_switches(tmp_path, capsys):
+    assert parse("--lr", "1e-4,3e-4,1e-3").lr == [1e-4, 3e-4, 1e-3]
+    assert parse("--lr", "3e-4").lr == 3e-4 and parse("--lr", "3e-4,3e-4").lr == 3e-4
+    run_file = tmp_path / "r.toml"
+    run_file.write_text('task = "sst2"\nlr = [1e-4, 2e-4]\n')
+    assert parse("--config", run_file).lr == [1e-4, 2e-4]
+    run_file.write_text('task = "sst2"\nlr = 2e-4\n')
+    assert parse("--config", run_file).lr == 2e-4
+    for bad in ("abc", [1e-4, -1.0], [], True):
+        with pytest.raises(ElectraError, match="lr"):
+            FinetuneConfig(lr=bad)
+    with pytest.raises(SystemExit):
+        parse("--lr", "1e-4,x")
+    assert "lr" in capsys.readouterr().err
+    cfg = FinetuneConfig()
+    assert (cfg.optim, cfg.head, cfg.official_depth, cfg.batch_loss, cfg.select) == \
+        ("official", "official", True, "sum", "final")
+    assert parse("--head", "hf", "--optim", "adamw", "--no-official-depth", "--select", "best-epoch").head == "hf"
+    with pytest.raises(ElectraError, match="select='best' is not one of: final, best-epoch"):
+        config_from_dict({"select": "best"})
+    from electra.config import ModelConfig
+    from electra.finetune_config import resolve
+
+    tiny = ModelConfig(vocab_size=100, embedding_size=128, hidden_size=128, num_layers=2, num_heads=4)
+    assert resolve(FinetuneConfig(), get_task("stsb"), tiny).target_scale == 5.0
+    assert resolve(FinetuneConfig(), get_task("sst2"), tiny).lr == 1e-3
+    assert resolve(FinetuneConfig(target_scale=1.0), get_task("stsb"), tiny).target_scale == 1.0

@@ -19,7 +19,8 @@ import pytest
 
 from electra.data import PackConfig, prepare
 from electra.errors import ElectraError
-from electra.readers import HubDataset, ReadStats, iter_documents, parse_hub_dataset
+from electra.readers import ReadStats, iter_documents
+from electra.tables import HubDataset, parse_hub_dataset
 from electra.sources import REPO_ROOT
 
 pa = pytest.importorskip("pyarrow")

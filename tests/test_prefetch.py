@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from electra.data import PretrainLoader
+from electra.loader import PretrainLoader
 from electra.prefetch import Prefetcher
 
 

@@ -181,9 +181,9 @@ def test_persistent_nan_stops_with_a_checkpoint_of_the_last_good_weights(tmp_pat
 
 
 def test_diagnose_names_the_collapse_and_the_fix():
-    healthy = {"rtd_recall": 0.45, "replaced_frac": 0.12, "mlm_acc": 0.35}
+    healthy = {"rtd_recall": 0.45, "replaced_frac": 0.12, "mlm_acc": 0.35, "rtd_loss": 0.25}
     assert diagnose(healthy, 0.15) == []
-    stuck = diagnose({"rtd_recall": 0.0, "replaced_frac": 0.14, "mlm_acc": 0.02}, 0.15)
+    stuck = diagnose({"rtd_recall": 0.0, "replaced_frac": 0.14, "mlm_acc": 0.02, "rtd_loss": 0.40}, 0.15)
     assert [k for k, _ in stuck] == ["majority-class"]
     assert "majority class" in stuck[0][1] and "generator_hidden_fraction" in stuck[0][1]
     strong = diagnose({"eval_rtd_recall": 0.1, "eval_replaced_frac": 0.03, "eval_mlm_acc": 0.8}, 0.15)

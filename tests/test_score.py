@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from electra.checkpoint import resolve_model_dir
 from electra.cli import main
 from electra.pretrain import load_pretrain_config, pretrain
-from electra.score import (NBest, nbest_metrics, nbest_scores, read_nbest, rerank, score_texts, tune_lambda,
-                           word_spans)
+from electra.nbest import NBest, nbest_metrics, read_nbest, rerank, tune_lambda
+from electra.score import nbest_scores, score_texts, word_spans
 from electra.sources import REPO_ROOT
 from electra.usage import load_model
 

@@ -28,7 +28,7 @@ import torch
 
 from electra import checkpoint
 from electra.cli import main
-from electra.data import PretrainDataset
+from electra.loader import PretrainDataset
 from electra.errors import ElectraError
 from electra.sources import REPO_ROOT
 from test_bad_input import DEBUG, GOOD_TSV, copy, fx, tree, write  # noqa: F401 (fx is a fixture)

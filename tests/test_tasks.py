@@ -1,6 +1,6 @@
 """The task registry: readers on the real files in ../shared/data and on the standard GLUE layouts, subword label
-alignment, QA windows and offsets, the official SQuAD / CMRC answer rules on hand-checked examples, metrics against
-scikit-learn / scipy / seqeval, and the one-line errors for bad input. No model is trained here (a few seconds).
+alignment, QA windows and offsets, metrics against scikit-learn / scipy (the official SQuAD / CMRC / conlleval
+scorers: tests/test_metrics.py), and the one-line errors for bad input. No model is trained here (a few seconds).
 
     .venv/bin/pytest -q tests/test_tasks.py
 """
@@ -219,28 +219,6 @@ def test_tasks_metrics_match_library_and_hand_computation():
     gold_tags = [["B-PER", "I-PER", "O", "B-LOC"]]
     pred_tags = [["B-PER", "I-PER", "O", "B-ORG"]]  # one entity right, one wrong type
     assert metrics.entity_f1(gold_tags, pred_tags)["f1"] == pytest.approx(50.0)
-
-
-def test_tasks_squad_official_rules_hand_checked():
-    assert qa.squad_normalize("The  Cat, sat!") == "cat sat"
-    assert qa.squad_em_f1("the Eiffel Tower", ["Eiffel Tower"]) == (1.0, 1.0)
-    em, f1 = qa.squad_em_f1("the cat sat", ["a cat sat on the mat"])  # pred [cat, sat], gold [cat, sat, on, mat]
-    assert em == 0.0 and f1 == pytest.approx(2 * 1.0 * 0.5 / 1.5)
-    assert qa.squad_em_f1("cat", ["dog", "a cat"]) == (1.0, 1.0)  # max over golds
-    assert qa.squad_em_f1("", [""]) == (1.0, 1.0) and qa.squad_em_f1("x", [""]) == (0.0, 0.0)  # v2 no-answer
-    assert qa.squad_em_f1("cat cat", ["cat"])[1] == pytest.approx(2 * 0.5 * 1 / 1.5)  # bag, not set
-
-
-def test_tasks_cmrc_character_rules_hand_checked():
-    assert qa.cmrc_segments("2018年，Peking University！") == ["2018", "年", "peking", "university"]
-    assert qa.cmrc_em_f1("《红楼梦》", ["红楼梦"]) == (1.0, 1.0)  # punctuation removed for EM and F1
-    em, f1 = qa.cmrc_em_f1("北京大学", ["北京"])  # longest common run 2; precision 2/4, recall 2/2
-    assert em == 0.0 and f1 == pytest.approx(2 * 0.5 * 1.0 / 1.5)
-    em, f1 = qa.cmrc_em_f1("京大", ["北京大学"])  # precision 1, recall 2/4
-    assert f1 == pytest.approx(2 * 1.0 * 0.5 / 1.5)
-    em, f1 = qa.cmrc_em_f1("北大学", ["北京大学"])  # common run "大学" (contiguous), not the 3 shared chars
-    assert f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
-    assert qa.cmrc_em_f1("上海", ["北京", "上海市"])[1] == pytest.approx(2 * 1.0 * (2 / 3) / (5 / 3))
 
 
 def test_tasks_qa_windows_offsets_and_decoding(tiny_tokenizer_dir):

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from electra.cli import main
+from electra.charmap import opencc_charmap
 from electra.errors import ElectraError
 from electra.readers import iter_documents, make_converter
-from electra.tokenizer import (FILES, auto_alphabet, check_vocab, load_tokenizer, opencc_charmap, save_tokenizer_folder,
+from electra.tokenizer import (FILES, auto_alphabet, check_vocab, load_tokenizer, save_tokenizer_folder,
                                special_ids, tokenizer_from_vocab, train_tokenizer, unk_rate, vocab_hash)
 
 
@@ -219,7 +220,7 @@ def test_opencc_conversion_lives_in_the_tokenizer_folder(zh_tokenizer_dir, tmp_p
 def test_opencc_character_map_matches_opencc_char_by_char():
     from tokenizers import normalizers
 
-    from electra.tokenizer import precompiled_charsmap
+    from electra.charmap import precompiled_charsmap
 
     table = opencc_charmap("t2s")
     assert len(table) > 4000 and table["還"] == "还"

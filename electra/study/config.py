@@ -96,8 +96,8 @@ class Run:
 
 def apply_cli(raw: dict, overrides: list[str]) -> dict:
     """--study.KEY=V / --finetune.KEY=V into their tables (values read as TOML); any other --SECTION.KEY=V into
-    [pretrain], checked and typed by electra.pretrain.apply_overrides."""
-    from electra.pretrain import apply_overrides
+    [pretrain], checked and typed by electra.pretrain_config.apply_overrides."""
+    from electra.pretrain_config import apply_overrides
 
     ours = [item for item in overrides if item.lstrip("-").startswith(("study.", "finetune."))]
     pretrain_items = [item for item in overrides if item not in ours]
@@ -238,7 +238,7 @@ def _sweep_specs(sweep: SweepSpec | None) -> list[RunSpec]:
 
 def runs_of(cfg: StudyConfig) -> list[Run]:
     """The [sweep] combinations, then the [[run]] entries; the same run twice is kept once."""
-    from electra.pretrain import config_from_dict, electra_config
+    from electra.pretrain_config import config_from_dict, electra_config
 
     base = base_raw(cfg)
     runs: dict[str, Run] = {}

@@ -97,7 +97,7 @@ def _run_one(cfg: StudyConfig, run: Run, out: Path, key: str, note, say) -> dict
 
 def _task_scores(cfg: StudyConfig, run: Run, task: TaskSpec, model: Path, ft_out: Path, note, say) -> dict:
     """Fine-tune the pretrained `model` on one task over the study's seeds (reusing a finished job in `ft_out`):
-    the main metric of every seed, their median, min, max and mean."""
+    the main metric of every seed's final model (not its best epoch), their median, min, max and mean."""
     from electra.finetune import finetune
     from electra.tasks import get_task
 
@@ -105,15 +105,17 @@ def _task_scores(cfg: StudyConfig, run: Run, task: TaskSpec, model: Path, ft_out
     metrics = None
     if (ft_out / "metrics.json").is_file():
         metrics = json.loads((ft_out / "metrics.json").read_text())
-        if len(metrics.get("seeds", [])) != cfg.study.seeds:
-            metrics = None  # made with another number of seeds: fine-tune again
+        if len(metrics.get("seeds", [])) != cfg.study.seeds or "dev_best_epoch" not in metrics:
+            metrics = None  # made with another number of seeds, or before the final-model protocol: fine-tune again
     if metrics is None:
         note(f"fine-tuning {task.name} x {cfg.study.seeds} seeds")
         ft = dataclasses.replace(finetune_template(cfg, task), task=task.name, model=str(model), data=task.data,
                                  out=str(ft_out), seeds=cfg.study.seeds, overwrite=True)
         metrics = finetune(ft, log=lambda line: say(f"  {run.name} {task.name}: {line}"))
+    # The official protocol: each seed's FINAL model scored once on dev; the best epoch is kept only as a label.
     per_seed = [{"seed": r["seed"], "score": r["dev"][spec.main_metric], "dev": r["dev"],
-                 "best_epoch": r["best_epoch"]} for r in metrics["seeds"]]
+                 "best_epoch": r["dev_best_epoch"]["epoch"],
+                 "best_epoch_score": r["dev_best_epoch"][spec.main_metric]} for r in metrics["seeds"]]
     values = [r["score"] for r in per_seed]
     return {"metric": spec.main_metric, "seeds": per_seed, "median": statistics.median(values),
             "min": min(values), "max": max(values), "mean": statistics.fmean(values)}

@@ -25,7 +25,7 @@ from electra.study.config import Run, StudyConfig, budget_flops, merge_tables, o
 
 def run_config(run: Run, out: Path, steps: int, warmup_fraction: float):
     """The PretrainConfig of one run with its steps, warm-up and run folder."""
-    from electra.pretrain import config_from_dict
+    from electra.pretrain_config import config_from_dict
 
     raw = merge_tables(run.raw, {"train": {"steps": steps},
                                  "optim": {"warmup_steps": int(warmup_fraction * steps)},
@@ -37,7 +37,7 @@ def plan(cfg: StudyConfig, say=print) -> list[Run]:
     """Every run with its steps, FLOPs per step and parameter counts (wall-time studies run the timing probes)."""
     from electra.loader import PretrainDataset
     from electra.flops import report as flop_report
-    from electra.pretrain import config_from_dict, electra_config
+    from electra.pretrain_config import config_from_dict, electra_config
 
     out = out_dir(cfg)
     runs = runs_of(cfg)

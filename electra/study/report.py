@@ -61,8 +61,9 @@ def report_markdown(cfg: StudyConfig, runs: list[Run], results: dict, plots: lis
              + ", ".join(f"{t.name} (`{t.data}`" + (f", {json.dumps(t.finetune)}" if t.finetune else "") + ")"
                          for t in tasks) + f", {s.seeds} seed(s) each"
              + (f", overrides {json.dumps(cfg.finetune)}" if cfg.finetune else "") + ".",
-             f"Study file: `{cfg.source}`. Scores are dev-set metrics in points: the median over fine-tuning seeds "
-             f"and, in brackets, the min-max. The average is the mean of the per-task medians.", ""]
+             f"Study file: `{cfg.source}`. Scores are dev-set metrics in points of the final model of "
+             f"each fine-tuning seed (the official protocol; not the best epoch): the median over seeds and, in "
+             f"brackets, the min-max. The average is the mean of the per-task medians.", ""]
     head = ["run", "objective", "generator", "mask", "steps", f"FLOPs ({conv})", "tokens"]
     head += [f"{t.name} ({results[next(iter(results))]['tasks'][t.name]['metric']})" if results else t.name
              for t in tasks]

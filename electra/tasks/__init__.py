@@ -22,8 +22,8 @@ functions in a new module that imports `electra.tasks.base` (never this registry
                                                     ("labels" or "start_positions"/"end_positions"); the Counter
                                                     counts what was truncated or dropped
     decode(examples, features, outputs, labels, cfg) -> list[prediction]   outputs: one logits array per feature
-    metric(examples, predictions) -> {name: value}  scores in points (0-100), computed by scikit-learn / scipy /
-                                                    seqeval, or the official SQuAD / CMRC rules
+    metric(examples, predictions) -> {name: value}  scores in points (0-100), computed by scikit-learn / scipy,
+                                                    or the official SQuAD / CMRC / conlleval rules (metrics.py)
     from_input(item) -> example                     one user input for `electra predict` / `load(dir).predict`
     to_output(example, prediction) -> dict          the JSON line written for one prediction
 

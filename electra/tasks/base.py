@@ -46,10 +46,11 @@ class MissingSplit(ElectraError):
 
 def find_split(data_dir, split: str, cfg, names: tuple) -> Path:
     """The file of `split`: --train-file / --dev-file / --test-file when given, else the first of `names` present in
-    `data_dir`. MissingSplit (an ElectraError) naming the places looked at otherwise."""
+    `data_dir` (a file, or a `datasets` save_to_disk split folder: one with state.json). MissingSplit (an
+    ElectraError) naming the places looked at otherwise."""
     explicit = getattr(cfg, f"{split}_file", None) if split in ("train", "dev", "test") else None
     candidates = [Path(explicit)] if explicit else [Path(data_dir) / name for name in names]
-    path = next((p for p in candidates if p.is_file()), None)
+    path = next((p for p in candidates if p.is_file() or (p / "state.json").is_file()), None)
     if path is None:
         where = ", ".join(str(p) for p in candidates) or str(data_dir)
         raise MissingSplit(f"{split} split not found: {where} (give the file with --{split}-file)")

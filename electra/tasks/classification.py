@@ -9,6 +9,14 @@ train/dev). Test splits are unlabeled; their predictions become GLUE submission 
 Generic files: `.tsv`, `.csv` (with a header row) or `.jsonl` / `.json` (JSON lines), columns chosen with
 --text-a / --text-b / --label (default: the first present of text_a, text, sentence, sentence1 / text_b, sentence2 /
 label). Labels of generic tasks are collected from the training split; a dev label never seen in training is an error.
+
+Every task here also reads its splits as Parquet or Arrow files (`train.parquet`, `dev.arrow`: the file name with
+the other suffix; rows as JSON lines, values turned to text, so a ClassLabel column gives its integer ids) and from
+a `datasets` DatasetDict saved with save_to_disk (dataset_dict.json + train/ validation/ test/ folders; dev is
+`validation`), read with pyarrow through electra/readers.py, with the same column options and errors:
+
+    electra finetune --task sst2 --model DIR --data sst2_parquet/         # train.parquet, dev.parquet
+    electra finetune --task classify --model DIR --data saved/ --text-a review --label stars   # save_to_disk folder
 """
 from __future__ import annotations
 
@@ -25,8 +33,8 @@ import numpy as np
 
 from electra import metrics
 from electra.errors import ElectraError
-from electra.readers import read_utf8
-from electra.tasks.base import MissingSplit, Task, find_split
+from electra.files import read_utf8
+from electra.tasks.base import Task, find_split
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents in one cell
 
@@ -46,6 +54,8 @@ class Example:
 def read_records(path: Path, header: bool = True) -> tuple[list, list[tuple[int, list | dict]]]:
     """(columns, [(line number, row)]) of a .tsv / .csv / .jsonl file. Rows are lists for tables (columns = the
     header names, or 0..n-1 without a header) and dicts for JSON lines (columns = keys of the first record)."""
+    if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
+        return read_table(path)
     if not path.is_file():
         raise ElectraError(f"data file {path} not found")
     suffix = path.suffix.lower()
@@ -71,6 +81,55 @@ def read_records(path: Path, header: bool = True) -> tuple[list, list[tuple[int,
     if not header:
         return list(range(len(rows[0][1]) if rows else 0)), rows
     return (rows[0][1] if rows else []), rows[1:]
+
+
+TABLE_SUFFIXES = (".parquet", ".arrow", ".feather")
+# split -> its folder names in a DatasetDict (GLUE on the Hub: validation; MNLI: validation_matched / _mismatched).
+DATASET_SPLITS = {"train": ("train",), "dev": ("validation", "validation_matched", "dev"),
+                  "test": ("test", "test_matched"), "mm": ("validation_mismatched",), "test_mm": ("test_mismatched",)}
+
+
+def table_names(data_dir: Path, split: str, names: tuple) -> tuple:
+    """The names a split's file may have: `names`, each again as .parquet / .arrow, and the split's folder of a
+    `datasets` DatasetDict (a folder with dataset_dict.json)."""
+    stems = dict.fromkeys(name.rsplit(".", 1)[0] for name in names)
+    found = [*names, *(f"{stem}{suffix}" for stem in stems for suffix in (".parquet", ".arrow"))]
+    if (Path(data_dir) / "dataset_dict.json").is_file():
+        found += DATASET_SPLITS.get(split, (split,))
+    return tuple(found)
+
+
+def read_table(path: Path) -> tuple[list, list[tuple[int, dict]]]:
+    """(columns, [(row number, record)]) of a Parquet / Arrow file or a `datasets` save_to_disk split folder."""
+    from electra.tables import columnar_kind, import_pyarrow, saved_dataset_files
+
+    pa = import_pyarrow()
+    if path.is_dir():
+        files = saved_dataset_files(path / "state.json")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ElectraError(f"data file {path} not found")
+    tables = []
+    for f in files:
+        with open(f, "rb") as raw:
+            kind = columnar_kind(f.name.lower(), raw.read(8))
+        try:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                tables.append(pq.read_table(f))
+                continue
+            with pa.OSFile(str(f)) as source:
+                try:
+                    tables.append(pa.ipc.open_file(source).read_all())
+                except pa.ArrowInvalid:  # the stream format, which datasets writes
+                    source.seek(0)
+                    tables.append(pa.ipc.open_stream(source).read_all())
+        except pa.ArrowException as e:
+            raise ElectraError(f"{f}: not a readable {kind or 'Arrow'} file ({e})") from None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return table.column_names, list(enumerate(table.to_pylist(), 1))
 
 
 def read_examples(path: Path, text_a, text_b, label, header: bool = True, regression: bool = False,
@@ -121,7 +180,7 @@ def read_generic(data_dir: Path, split: str, cfg, stats: Counter, files: dict | 
     with columns from the config's [columns] (--text-a/--text-b/--label), the task's defaults or the usual names."""
     names = (files[split],) if files and split in files else \
         tuple(f"{split}{ext}" for ext in (".tsv", ".csv", ".jsonl", ".json"))
-    path = find_split(data_dir, split, cfg, names)
+    path = find_split(data_dir, split, cfg, table_names(data_dir, split, names))
     columns, _ = read_records(path)
     chosen = getattr(cfg, "columns", None)  # FinetuneConfig.columns; absent in a bare namespace
     a = getattr(chosen, "text_a", None) or text_a or _first_present(columns, ("text_a", "text", "sentence",
@@ -140,14 +199,18 @@ def read_generic(data_dir: Path, split: str, cfg, stats: Counter, files: dict | 
 # except CoLA whose train/dev are headerless (sentence in column 3, label in column 1).
 def read_glue(data_dir: Path, split: str, cfg, stats: Counter, columns=(), header=True, files=None,
               regression=False):
-    path = data_dir / files.get(split, f"{split}.tsv")
-    if not path.is_file():
-        raise MissingSplit(f"{split} split not found: {path}")
+    path = find_split(data_dir, split, cfg, table_names(data_dir, split, (files.get(split, f"{split}.tsv"),)))
     text_a, text_b, label = columns
+    if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:  # named columns: the TSV's, or --text-a ...
+        header, chosen = True, getattr(cfg, "columns", None)
+        text_a = getattr(chosen, "text_a", None) or ("sentence" if isinstance(text_a, int) else text_a)
+        text_b = getattr(chosen, "text_b", None) or text_b
+        label = getattr(chosen, "label", None) or ("label" if isinstance(label, int) else label)
     if split.startswith("test"):
         names, _ = read_records(path)
         a = "sentence" if isinstance(text_a, int) else text_a
-        return read_examples(path, a, text_b, None, id_column=names[0] if names else None, stats=stats)
+        ident = "idx" if "idx" in names else names[0] if names else None  # idx: GLUE on the Hub
+        return read_examples(path, a, text_b, None, id_column=ident, stats=stats)
     return read_examples(path, text_a, text_b, label, header=header, regression=regression, stats=stats)
 
 

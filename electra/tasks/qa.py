@@ -12,20 +12,14 @@ the --n-best start and end logits of each window, keeps spans inside the context
 maps them back to the original text through the tokenizer's character offsets and picks the best over windows; for
 SQuAD v2 the answer is empty when the [CLS] score beats it by more than --null-threshold.
 
-Scoring rules (written here, as the official scripts define them; tested on hand-checked examples):
-  SQuAD: lower-case, drop ASCII punctuation and the articles a/an/the, collapse whitespace; EM = equal strings;
-         F1 = bag-of-words overlap; an empty gold or prediction scores 1 only if both are empty; max over golds.
-  CMRC:  lower-case, drop punctuation (ASCII, CJK and every Unicode P* character); each CJK character is a segment,
-         other runs split on whitespace; F1 from the longest common contiguous run of segments; EM = equal strings
-         after punctuation removal; max over golds. (The official script splits the non-CJK runs with NLTK's
-         word_tokenize; after punctuation removal that is whitespace splitting.)
+Scoring: the official scripts' rules, in electra/metrics.py: `squad` as evaluate-v1.1.py, `squad2` as
+evaluate-v2.0.py (with HasAns / NoAns splits), `cmrc2018` as cmrc2018_evaluate.py (its own punctuation list and
+mixed segmentation). EM and F1 are means over questions, in points.
 """
 from __future__ import annotations
 
 import json
 import re
-import string
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from electra.errors import ElectraError
-from electra.readers import read_utf8
+from electra.metrics import cmrc_em_f1, squad_v1_em_f1, squad_v2_em_f1
+from electra.files import read_utf8
 from electra.tasks.base import Task, find_split
 
 
@@ -219,86 +214,7 @@ def decode(examples, features, outputs, labels, cfg, allow_no_answer: bool = Fal
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The official answer rules
-
-
-def squad_normalize(s: str) -> str:
-    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def squad_em_f1(prediction: str, golds: list[str]) -> tuple[float, float]:
-    """SQuAD exact match and F1 of one prediction against its gold answers (max over golds)."""
-    golds = [g for g in golds if squad_normalize(g)] or [""]
-    pred_tokens = squad_normalize(prediction).split()
-    em = f1 = 0.0
-    for gold in golds:
-        gold_tokens = squad_normalize(gold).split()
-        em = max(em, float(gold_tokens == pred_tokens))
-        if not gold_tokens or not pred_tokens:
-            f1 = max(f1, float(gold_tokens == pred_tokens))
-            continue
-        same = sum((Counter(gold_tokens) & Counter(pred_tokens)).values())
-        if same:
-            precision, recall = same / len(pred_tokens), same / len(gold_tokens)
-            f1 = max(f1, 2 * precision * recall / (precision + recall))
-    return em, f1
-
-
-_EXTRA_PUNCTUATION = set(string.punctuation) | set("，。：？！“”；’‘《》…·、「」（）－～『』【】—")
-
-
-def _is_punctuation(ch: str) -> bool:
-    return ch in _EXTRA_PUNCTUATION or unicodedata.category(ch).startswith("P")
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fa5"
-
-
-def cmrc_segments(s: str) -> list[str]:
-    """CMRC 2018 mixed segmentation: CJK characters one by one, other runs split on whitespace, no punctuation."""
-    segments, run = [], []
-    for ch in s.lower().strip():
-        if _is_punctuation(ch):
-            continue
-        if _is_cjk(ch):
-            segments += "".join(run).split()
-            run = []
-            segments.append(ch)
-        else:
-            run.append(ch)
-    return segments + "".join(run).split()
-
-
-def _longest_common_run(a: list[str], b: list[str]) -> int:
-    best, prev = 0, [0] * (len(b) + 1)
-    for x in a:
-        cur = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                cur[j] = prev[j - 1] + 1
-                best = max(best, cur[j])
-        prev = cur
-    return best
-
-
-def cmrc_em_f1(prediction: str, golds: list[str]) -> tuple[float, float]:
-    """CMRC 2018 exact match and character-level F1 of one prediction (max over golds)."""
-    def strip(s):
-        return "".join(ch for ch in s.lower().strip() if not _is_punctuation(ch))
-
-    em = f1 = 0.0
-    pred_segments = cmrc_segments(prediction)
-    for gold in golds:
-        em = max(em, float(strip(gold) == strip(prediction)))
-        gold_segments = cmrc_segments(gold)
-        common = _longest_common_run(gold_segments, pred_segments)
-        if common:
-            precision, recall = common / len(pred_segments), common / len(gold_segments)
-            f1 = max(f1, 2 * precision * recall / (precision + recall))
-    return em, f1
+# Scoring: the official rules live in electra/metrics.py
 
 
 def score(examples: list[Example], predictions: list[dict], rule) -> dict:
@@ -338,9 +254,9 @@ def _task(name, description, files, rule, epochs=2, no_answer=False, dev_from_tr
 
 TASKS: dict[str, Task] = {t.name: t for t in [
     _task("squad", "SQuAD v1.1 extractive QA (EM / F1)",
-          {"train": ("train-v1.1.json", "train.json"), "dev": ("dev-v1.1.json", "dev.json")}, squad_em_f1),
+          {"train": ("train-v1.1.json", "train.json"), "dev": ("dev-v1.1.json", "dev.json")}, squad_v1_em_f1),
     _task("squad2", "SQuAD v2.0 extractive QA with unanswerable questions (EM / F1)",
-          {"train": ("train-v2.0.json", "train.json"), "dev": ("dev-v2.0.json", "dev.json")}, squad_em_f1,
+          {"train": ("train-v2.0.json", "train.json"), "dev": ("dev-v2.0.json", "dev.json")}, squad_v2_em_f1,
           no_answer=True),
     _task("cmrc2018", "CMRC 2018 Chinese extractive QA (character-level EM / F1); without a dev file the train "
           "file (e.g. the trial set) is split 90/10", {"train": ("cmrc2018_train.json", "cmrc2018_trial.json"),

@@ -1,6 +1,6 @@
 """Token classification (NER) from CoNLL-style files: one word (or one Chinese character) per line, the tag in the
-last column, a blank line between sentences, `-DOCSTART-` lines skipped. BIO / IOB2 tags, scored at the entity level
-with seqeval (precision / recall / F1, conlleval rules).
+last column, a blank line between sentences, `-DOCSTART-` lines skipped. IOB2 (BIO) or IOB1 tags, scored at the
+entity level as conlleval scores them (precision / recall / F1: `electra.metrics.entity_f1`).
 
     electra finetune --task ner --model DIR --data ../shared/data/ner/conll2003          # train.txt, valid.txt
     electra finetune --task peopledaily --model DIR --data ../shared/data/zh/peopledaily  # 字 TAG per line
@@ -22,7 +22,7 @@ import numpy as np
 
 from electra import metrics
 from electra.errors import ElectraError
-from electra.readers import read_utf8
+from electra.files import read_utf8
 from electra.tasks.base import Task, find_split
 
 
@@ -126,12 +126,10 @@ def from_input(item) -> Example:
 
 
 def entities(words: list[str], tags: list[str]) -> list[dict]:
-    """BIO tags -> [{"type", "start", "end" (exclusive word index), "text"}] using seqeval's chunking."""
-    from seqeval.metrics.sequence_labeling import get_entities
-
+    """BIO tags -> [{"type", "start", "end" (exclusive word index), "text"}], chunked by conlleval's rules."""
     joiner = "" if all(len(w) == 1 for w in words) else " "
-    return [{"type": t, "start": s, "end": e + 1, "text": joiner.join(words[s:e + 1])}
-            for t, s, e in get_entities(list(tags))]
+    return [{"type": t, "start": s, "end": e, "text": joiner.join(words[s:e])}
+            for t, s, e in metrics.conll_chunks(list(tags))]
 
 
 def to_output(example: Example, prediction: dict) -> dict:

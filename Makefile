@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make test   create .venv if missing, install torch (CPU wheel) + the package with dev extras, run the suite
-#   make demo   the main job end to end on CPU: tokenizer -> prepare -> pretrain -> fine-tune SST-2
+#   make demo   the main job end to end on CPU: continued pretraining -> fine-tune SST-2 vs random init
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python

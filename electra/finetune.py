@@ -8,7 +8,8 @@
 FinetuneConfig's (electra/finetune_config.py): every field is a flag, and a TOML run file (`--config`) sets them
 under the flags. With `--seeds N` the run repeats with seeds seed..seed+N-1 and reports each, their median and their
 mean; `--lr 3e-4,1e-3,3e-3` trains each learning rate over every seed and keeps the one with the best final-model
-dev median. The defaults are the official recipe (docs/FIDELITY.md). The loop itself is electra/finetune_loop.py.
+dev median. `--augment K` adds K generator-made variants of each training example (electra/augment.py). The defaults
+are the official recipe (docs/FIDELITY.md). The loop itself is electra/finetune_loop.py.
 
 The reported dev score is the final model's (the official protocol), never the max over epochs; the best epoch is
 reported beside it as `dev_best_epoch`, labelled as the early-stopping view. `--select best-epoch` saves the best
@@ -21,6 +22,7 @@ OUT/ (written under a temporary name and renamed at the end, so an interrupted r
     predictions.jsonl   dev predictions of the saved model, one JSON object per example (with the gold answer)
     config.json         the resolved configuration (defaults, TOML file and flags merged; derived values)
     model/              the best model as an HF ElectraFor* folder + tokenizer + electra_task.json
+    seeds/SEED/model/   with --keep-all: every seed's model, for ensembles (`electra predict --model A --model B`)
     submission/         GLUE test-set files (SST-2.tsv, ...) when the data has unlabeled test splits
 """
 from __future__ import annotations

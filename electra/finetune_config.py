@@ -70,6 +70,9 @@ class FinetuneConfig:
     seeds: int = 1
     seed: int = 0  # first seed; run k uses seed + k
     max_train_examples: int = 0  # 0 = all; else a fixed random subset (chosen with seed 0, same for every run seed)
+    keep_all: bool = False  # also save every seed's model under OUT/seeds/SEED/model (for ensembles)
+    augment: int = 0  # K generator-made variants per training example (electra/augment.py); 0 = none
+    augment_model: str | None = None  # the generator for --augment; None = the generator of --model's run
     max_dev_examples: int = 0  # 0 = all; else the first N dev examples
     layer_decay: float | None = None  # None = 0.8, or 0.9 for 24+ layers (paper); 1.0 = no decay
     official_depth: bool = True  # decay depths as the official code: embeddings d^(L+2), layer i d^(L+1-i), head 1
@@ -92,7 +95,7 @@ class FinetuneConfig:
     qa: QAOptions = field(default_factory=QAOptions)
     predict_test: bool = True  # write GLUE submission files when the data has test splits
     device: str = "auto"  # auto, cpu, cuda or cuda:N (electra.dist.pick_device)
-    threads: int | None = None  # CPU threads for torch; None = torch's default
+    threads: int | None = None  # CPU threads for torch; None or 0 = auto (electra.threads)
     overwrite: bool = False
     progress: bool = True  # tqdm bars on stderr
 
@@ -255,6 +258,12 @@ HELP = {
     "seeds": "number of seeds; reports each, the median and the mean (default 1)",
     "seed": "first seed; run k uses seed + k (default 0)",
     "max_train_examples": "train on a fixed random subset of N examples (default 0 = all)",
+    "keep_all": "also save every seed's model under OUT/seeds/SEED/model, for ensembles (electra predict / evaluate "
+                "with several --model) (default off)",
+    "augment": "K generator-made variants per training example: ~15%% of tokens masked and refilled by sampling from "
+               "the generator, labels kept, seeded by --seed (default 0 = none)",
+    "augment_model": "generator for --augment: a pretraining run of ours or an HF masked-LM folder with the model's "
+                     "vocabulary (default: the generator of --model's run)",
     "max_dev_examples": "score the first N dev examples only (default 0 = all)",
     "layer_decay": "layer-wise LR decay factor (default 0.8; 0.9 for 24-layer models; 1 = off)",
     "official_depth": "layer-wise decay depths of the official code: head lr, top layer lr*d^2, embeddings "
@@ -288,7 +297,7 @@ HELP = {
     "null_threshold": "SQuAD v2: predict no answer when null score - best span score exceeds this (default 0)",
     "predict_test": "write GLUE submission files from unlabeled test splits (default on)",
     "device": "auto, cpu, cuda or cuda:N (default auto)",
-    "threads": "CPU threads for torch (default: torch's default; 1 is faster on a busy shared machine)",
+    "threads": "CPU threads for torch; 0 or unset = auto: the free cores (fewer when the machine is busy)",
     "overwrite": "replace --out if it exists",
     "progress": "progress bars on stderr (default on)",
 }

@@ -215,7 +215,7 @@ def train_lrs(job: Job, log=print) -> tuple[list[dict], dict, dict]:
     sweep, chosen, kept = [], None, None
     for lr in job.lrs:
         cfg = dataclasses.replace(job.cfg, lr=lr)
-        runs, best = [], None
+        runs, best, states = [], None, {}
         for seed in range(cfg.seed, cfg.seed + cfg.seeds):
             result = train_seed(init_model(job.model_dir, job.task, job.labels, cfg, seed), job.task, job.data,
                                 job.labels, cfg, seed, job.pad_id, job.device, log)
@@ -223,7 +223,9 @@ def train_lrs(job: Job, log=print) -> tuple[list[dict], dict, dict]:
             log(f"seed {seed} lr {lr:g}: dev {main} {result['dev'][main]:.2f} (final model); best epoch "
                 f"{view['epoch']}: {view[main]:.2f} (early-stopping view) ({result['seconds']:.0f} s)")
             if best is None or result[pick][main] > best[pick][main]:
-                best = result  # only one seed's weights and predictions stay in memory
+                best = result  # only one seed's weights and predictions stay in memory (all with keep_all)
+            if cfg.keep_all:
+                states[seed] = result["state"]
             runs.append({key: v for key, v in result.items() if key not in ("state", "predictions")})
             del result
         (median, mean), (median_be, mean_be) = summarize(runs), summarize(runs, "dev_best_epoch")
@@ -234,8 +236,8 @@ def train_lrs(job: Job, log=print) -> tuple[list[dict], dict, dict]:
             log(f"lr {lr:g}: dev {main} median {median[main]:.2f}, mean {mean[main]:.2f} over {len(runs)} seed(s) "
                 f"(final models)")
         if chosen is None or median[main] > chosen["median"][main]:
-            chosen, kept = entry, best
-        del best
+            chosen, kept = entry, {**best, "all_states": states}
+        del best, states
     return sweep, chosen, kept
 
 
@@ -275,6 +277,10 @@ def setup(cfg: FinetuneConfig, log=print) -> Job:
         raise ElectraError(f"--head official exports to Hugging Face's ElectraForSequenceClassification only with at "
                            f"most hidden/2 = {model_cfg.hidden_size // 2} labels ({len(labels)} here); use --head hf")
     encode_splits(task, data, tokenizer, labels, cfg)
+    if cfg.augment:  # K generator-made variants of every training feature (electra/augment.py)
+        from electra.augment import augment_train
+
+        data["train_features"] = augment_train(data["train_features"], cfg, tokenizer, task, device, log)
     steps = cfg.epochs * math.ceil(len(data["train_features"]) / cfg.batch_size)
     log(f"task {task.name}: {len(data['train']):,} train examples ({len(data['train_features']):,} features), "
         f"{len(data['dev']):,} dev; labels: {', '.join(map(str, labels)) if labels else task.kind}")
@@ -291,7 +297,6 @@ def setup(cfg: FinetuneConfig, log=print) -> Job:
 def write_outputs(job: Job, sweep: list[dict], chosen: dict, kept: dict, log=print) -> dict:
     """OUT/ from the saved seed of the chosen lr: model/, predictions.jsonl, submission/, metrics.json, config.json
     (one rename)."""
-    from electra.hf import export_task_model
     from electra.tokenizer import save_tokenizer_folder
 
     task, data, out = job.task, job.data, job.out
@@ -300,17 +305,12 @@ def write_outputs(job: Job, sweep: list[dict], chosen: dict, kept: dict, log=pri
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        model = init_model(job.model_dir, task, job.labels, cfg, kept["seed"])
-        model.load_state_dict(kept["state"])
-        if task.regression and cfg.target_scale not in (None, 1.0):
-            with torch.no_grad():  # trained on targets / scale: the saved model predicts on the task's own scale
-                model.head.out.weight.mul_(cfg.target_scale)
-                model.head.out.bias.mul_(cfg.target_scale)
         job.tokenizer.no_truncation()
         job.tokenizer.no_padding()
         tok_dir = save_tokenizer_folder(job.tokenizer, tmp / ".tokenizer")
-        export_task_model(model, tmp / "model", tokenizer_dir=tok_dir, labels=job.labels,
-                          extra={"electra_task.json": task_metadata(task, job.labels, cfg)})
+        model = export_state(job, cfg, kept["seed"], kept["state"], tmp / "model", tok_dir)
+        for seed, state in kept["all_states"].items():  # --keep-all: every seed's final (or best-epoch) model
+            export_state(job, cfg, seed, state, tmp / "seeds" / str(seed) / "model", tok_dir)
         shutil.rmtree(tok_dir)
         with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as f:
             for e, p in zip(data["dev"], kept["predictions"]):
@@ -325,6 +325,7 @@ def write_outputs(job: Job, sweep: list[dict], chosen: dict, kept: dict, log=pri
             "counts": {"train_examples": len(data["train"]), "train_features": len(data["train_features"]),
                        "dev_examples": len(data["dev"]), "steps_per_seed": job.steps},
             "submission": submissions,
+            "seed_models": [f"seeds/{seed}/model" for seed in kept["all_states"]],
         }
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         resolved = {**dataclasses.asdict(cfg), "model_dir": str(job.model_dir), "labels": job.labels,
@@ -341,6 +342,21 @@ def write_outputs(job: Job, sweep: list[dict], chosen: dict, kept: dict, log=pri
     log(f"wrote {out} (saved model: seed {kept['seed']}, lr {chosen['lr']:g}, "
         f"{'best dev epoch' if cfg.select == 'best-epoch' else 'final'} weights)")
     return metrics
+
+
+def export_state(job: Job, cfg: FinetuneConfig, seed: int, state: dict, folder: Path, tok_dir: Path):
+    """The TaskModel with `state`, exported to `folder` as an HF ElectraFor* folder + tokenizer + electra_task.json."""
+    from electra.hf import export_task_model
+
+    model = init_model(job.model_dir, job.task, job.labels, cfg, seed)
+    model.load_state_dict(state)
+    if job.task.regression and cfg.target_scale not in (None, 1.0):
+        with torch.no_grad():  # trained on targets / scale: the saved model predicts on the task's own scale
+            model.head.out.weight.mul_(cfg.target_scale)
+            model.head.out.bias.mul_(cfg.target_scale)
+    export_task_model(model, folder, tokenizer_dir=tok_dir, labels=job.labels,
+                      extra={"electra_task.json": task_metadata(job.task, job.labels, cfg)})
+    return model
 
 
 PROTOCOL = ("dev, median, mean: the final model of each seed, scored once on dev (google-research/electra "

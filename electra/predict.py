@@ -12,6 +12,7 @@
     electra predict --model runs/sst2/model --input texts.txt --output preds.jsonl
     cat pairs.jsonl | electra predict --model runs/mrpc/model --input - --output -
     electra predict --model runs/sst2/model --input big.txt --output preds.jsonl --runtime onnx --int8
+    electra predict --model runs/sst2/seeds/0/model --model runs/sst2/seeds/1/model --input texts.txt  # ensemble
 
 Input lines for the command: a JSON value (a string, a [text, text] pair, or an object such as {"text": ..},
 {"text_a": .., "text_b": ..}, {"question": .., "context": ..}, {"words": [..]}) or, when a line is not JSON, the raw
@@ -21,6 +22,8 @@ names the task, labels and lengths; a plain HF ElectraFor* task folder works too
 Speed: inputs are sorted by length into batches, each padded only to its longest, and written back in input order.
 `--runtime auto` (the default) uses onnxruntime on a CPU for 500 inputs or more when the `onnx` extra is installed
 (same logits within 1e-4, faster: docs/PERFORMANCE.md), else PyTorch; `--int8` quantises the weights (lossy).
+Several `--model` folders (repeated or comma-separated; `load([...])`) average the classifiers' probabilities
+(electra/ensemble.py); an ensemble runs on PyTorch.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 from electra.errors import ElectraError
+from electra.threads import HELP, torch_threads
 
 
 class Predictor:
@@ -65,19 +69,26 @@ class Predictor:
     def use_runtime(self, runtime: str = "auto", int8: bool = False, n_inputs: int | None = None) -> str:
         """Predict with `runtime` (auto, torch, onnx; see electra.inference.runtime_model), int8 or not; returns
         the runtime chosen. The PyTorch model stays in `.model`."""
+        from electra.ensemble import Averaged
         from electra.inference import pick_runtime, runtime_model
 
+        if isinstance(self.model, Averaged):
+            if runtime == "onnx" or int8:
+                raise ElectraError("an ensemble of models runs on PyTorch; drop --runtime onnx and --int8")
+            self.runtime = f"torch, ensemble of {len(self.model.members)}"
+            return self.runtime
         self.runtime = pick_runtime(runtime, self.model, self.device, n_inputs) + (" int8" if int8 else "")
         self.runner = runtime_model(self.model, self.runtime.split()[0], int8, self.device)
         return self.runtime
 
 
 def load(path, device=None, runtime: str = "torch", int8: bool = False) -> Predictor:
-    """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder. `runtime`:
-    torch (default), onnx (onnxruntime, CPU) or auto; `int8`: dynamic int8 weights (faster on CPU, lossy)."""
-    from electra.inference import load_finetuned
+    """A Predictor for OUT/model (or OUT) of `electra finetune`, or an HF ElectraFor* task folder; a list of them
+    (or "a,b") averages their probabilities (classifiers only). `runtime`: torch (default), onnx (onnxruntime, CPU)
+    or auto; `int8`: dynamic int8 weights (faster on CPU, lossy)."""
+    from electra.ensemble import load_ensemble
 
-    predictor = Predictor(*load_finetuned(path, device))
+    predictor = Predictor(*load_ensemble(path, device))
     if runtime != "torch" or int8:
         predictor.use_runtime(runtime, int8)
     return predictor
@@ -96,8 +107,9 @@ def parse_line(line: str):
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="fine-tuned model folder (OUT/model of `electra finetune`, or OUT)")
+    parser.add_argument("--model", required=True, metavar="DIR", action="append",
+                        help="fine-tuned model folder (OUT/model of `electra finetune`, or OUT); several (repeat the "
+                             "flag or comma-separate) average their probabilities (classifiers)")
     parser.add_argument("--input", required=True, metavar="FILE",
                         help="one input per line: JSON (text, [a, b] pair, object) or raw text; - = stdin")
     parser.add_argument("--output", default="-", metavar="FILE", help="JSONL predictions; - = stdout (default -)")
@@ -107,6 +119,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
                         help="torch, onnx (onnxruntime, CPU) or auto: onnx on a CPU for 500+ inputs when installed")
     parser.add_argument("--int8", action="store_true",
                         help="dynamic int8 quantisation of the weights: faster on CPU, slightly different outputs")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help=HELP + " (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
 
@@ -128,12 +141,13 @@ def run(args: argparse.Namespace) -> int:
     except UnicodeDecodeError as e:
         raise ElectraError(f"standard input is not UTF-8 text ({e.reason})") from None
     items = [parse_line(line.rstrip("\n")) for line in io.StringIO(text, newline=None) if line.strip()]
-    runtime = predictor.use_runtime(args.runtime, args.int8, len(items))
     results = []
     chunk = args.batch_size * 16  # encode and decode in chunks: bounded memory, a moving progress bar
-    for start in tqdm(range(0, len(items), chunk), desc="predict", unit="chunk", file=sys.stderr,
-                      disable=len(items) <= chunk):
-        results += predictor.predict(items[start:start + chunk], batch_size=args.batch_size)
+    with torch_threads(args.threads):  # the one thread rule (electra/threads.py); also what ONNX Runtime gets
+        runtime = predictor.use_runtime(args.runtime, args.int8, len(items))
+        for start in tqdm(range(0, len(items), chunk), desc="predict", unit="chunk", file=sys.stderr,
+                          disable=len(items) <= chunk):
+            results += predictor.predict(items[start:start + chunk], batch_size=args.batch_size)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if out_path is None:
         sys.stdout.write(text)

@@ -166,7 +166,7 @@ def test_export_command(short_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_steps_then_resume_gives_the_samecurve_records(tmp_path, debug_overrides):
+def test_sigkill_at_random_steps_then_resume_gives_the_same_curve(tmp_path, debug_overrides):
     steps = 20
     args = ["--train.steps=20", "--train.log_every=1", "--train.checkpoint_every=2", "--train.eval_every=10",
             "--train.keep_checkpoints=2"]

@@ -40,7 +40,7 @@ def _interrupt(cmd: list[str], run, at_step: int, sig: int) -> subprocess.Comple
 
 
 @pytest.mark.slow
-def test_sigint_and_sigterm_checkpoint_the_step_then_resume_gives_the_samecurve_records(tmp_path, debug_overrides, capsys):
+def test_sigint_and_sigterm_checkpoint_the_step_then_resume_gives_the_same_curve(tmp_path, debug_overrides, capsys):
     # checkpoint_every past the end: the only checkpoints before the last step are the ones the signals write
     args = ["--train.steps=14", "--train.log_every=1", "--train.eval_every=6", "--train.checkpoint_every=1000"]
     reference = tmp_path / "reference"

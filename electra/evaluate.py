@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         raise ElectraError(f"{args.output} already exists; choose another --output")
     if args.detector and not args.perturb:
         raise ElectraError("--detector scores the flags of perturbed words; pass --perturb too")
+    if args.perturb and not 0 < args.rate <= 1:
+        raise ElectraError(f"--rate {args.rate} must be in (0, 1]: the fraction of words perturbed")
     perturb = {"kind": args.perturb, "rate": args.rate, "seed": args.seed, "detector": args.detector} \
         if args.perturb else None
     metrics, task, examples, predictions = evaluate(args.model, args.data, args.task, args.split,

@@ -43,8 +43,15 @@ def sst2_model(shared_data: Path, out: Path, seed: int) -> Path:
     cfg = ModelConfig(vocab_size=tok.get_vocab_size(), embedding_size=32, hidden_size=64, num_layers=1, num_heads=2,
                       intermediate_size=128, max_position_embeddings=512)
     meta = task_metadata(get_task("sst2"), ["0", "1"], FinetuneConfig(max_seq_len=128))
-    return export_task_model(TaskModel(cfg, "sequence", num_labels=2), out, tokenizer_dir=tok_dir, labels=["0", "1"],
-                             extra={"electra_task.json": meta})
+    model = TaskModel(cfg, "sequence", num_labels=2).eval()
+    # A random model predicts one class for every text; centring its logits on some dev sentences makes its
+    # predictions depend on the words (so a perturbation changes some of them).
+    dev = (shared_data / "glue/SST-2/dev.tsv").read_text().splitlines()[1:101]
+    with torch.no_grad():
+        enc = tok.encode_batch([line.split("\t")[0] for line in dev])
+        logits = torch.stack([model(torch.tensor([e.ids]), torch.tensor([e.type_ids]))[1][0] for e in enc])
+        model.head.out.bias -= logits.median(0).values
+    return export_task_model(model, out, tokenizer_dir=tok_dir, labels=["0", "1"], extra={"electra_task.json": meta})
 
 
 def examples() -> list[Example]:
@@ -127,6 +134,7 @@ def test_evaluate_perturb_reports_clean_perturbed_and_detection(capsys, shared_d
     preds = load(model, device="cpu").predict([e.text_a for e in changed])
     assert out["perturbed"]["acc"] == pytest.approx(100 * np.mean([p["label"] == e.label
                                                                    for p, e in zip(preds, changed)]))
+    assert out["perturbed"]["acc"] != out["clean"]["acc"]  # this (centred) model changes some predictions
     assert main(base + ["--detector", str(disc)]) == 2  # --detector needs --perturb
     assert "pass --perturb" in capsys.readouterr().err
 

@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from electra.config import ElectraConfig, ObjectiveConfig
+from electra.losses import rtd_per_token, weighted_mean
 from electra.model import DiscriminatorHead, Encoder, MLMHead
 
 
@@ -160,10 +161,6 @@ def gather(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return h.gather(1, positions[..., None].expand(-1, -1, h.size(-1)))
 
 
-def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    return (values * weights).sum() / weights.sum().clamp(min=1.0)
-
-
 def masked_lm_loss(logits: torch.Tensor, masked: Masked) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy over the real prediction slots, and the accuracy (no grad). logits (B, P, V)."""
     per_slot = F.cross_entropy(logits.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
@@ -277,7 +274,7 @@ class Electra(nn.Module):
         # 3. Discriminator: replaced-token detection over every non-pad token.
         rtd_logits = self.discriminator_head(self.discriminator_hidden(corrupted, token_type_ids, attention_mask))
         weights = self.rtd_weights(attention_mask, masked)
-        per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), labels.float(), reduction="none")
+        per_token = rtd_per_token(rtd_logits, labels)
         rtd_loss = weighted_mean(per_token, weights)
 
         gen_loss = self.generator_loss(mlm_loss, gen_logits, masked, sampled, per_token)

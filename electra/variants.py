@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from electra.config import ElectraConfig
 from electra.errors import ElectraError
 from electra.model import Encoder, MLMHead
-from electra.objective import Electra, Masked, gather, masked_lm_loss, weighted_mean
+from electra.losses import weighted_mean
+from electra.objective import Electra, Masked, gather, masked_lm_loss
 
 
 class Electra15(Electra):

@@ -133,3 +133,25 @@ def last_logged_step(metrics: Path) -> int:
             except ValueError:
                 pass
     return max(steps)
+
+
+@pytest.fixture(scope="session")
+def en_model(shared_data, tmp_path_factory) -> Path:
+    """tiny_model_dir around the BERT uncased vocab (random weights, seed 0)."""
+    return tiny_model_dir(shared_data / "vocab/bert-base-uncased.txt", tmp_path_factory.mktemp("en") / "model")
+
+
+def pair_batch(B: int, T: int, shrink: int, vocab: int, seed: int = 0, first: int = 4, pad: int = 0, cls: int = 1,
+               sep: int = 2):
+    """(input_ids, attention_mask) of B rows `[CLS] a [SEP] b [SEP] [PAD]...` with random ordinary tokens in
+    [first, vocab); row i has T - shrink * i real tokens, so every row but the first is padded."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(first, vocab, (B, T), generator=g)
+    am = torch.ones_like(x)
+    for i in range(B):
+        n = T - shrink * i
+        x[i, 0], x[i, n // 2], x[i, n - 1] = cls, sep, sep
+        x[i, n:], am[i, n:] = pad, 0
+    return x, am

@@ -8,6 +8,7 @@ is a named switch that still gives ours.
 import math
 
 import pytest
+from conftest import pair_batch
 import torch
 import torch.nn as nn
 
@@ -89,14 +90,7 @@ def test_paper_configs_use_the_official_update_and_the_short_debug_runs_torch_ad
 
 def _batch(B=16, T=128, seed=0):
     """[CLS] a [SEP] b [SEP] [PAD]...: row i has T - 5 i real tokens."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(FIRST, V, (B, T), generator=g)
-    am = torch.ones_like(x)
-    for i in range(B):
-        n = T - 5 * i
-        x[i, 0], x[i, n // 2], x[i, n - 1] = CLS, SEP, SEP
-        x[i, n:], am[i, n:] = PAD, 0
-    return x, am
+    return pair_batch(B, T, 5, V, seed, FIRST, PAD, CLS, SEP)
 
 
 IS_SPECIAL = special_token_table(V, SPECIAL.values())

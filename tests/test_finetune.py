@@ -33,11 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def en_model(shared_data, tmp_path_factory) -> Path:
-    return tiny_model_dir(shared_data / "vocab/bert-base-uncased.txt", tmp_path_factory.mktemp("en") / "model")
-
-
-@pytest.fixture(scope="module")
 def zh_model(shared_data, tmp_path_factory) -> Path:
     return tiny_model_dir(shared_data / "vocab/bert-base-chinese.txt", tmp_path_factory.mktemp("zh") / "model")
 

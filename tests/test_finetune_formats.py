@@ -8,10 +8,8 @@ the columns present. CPU, one thread, a few seconds per run.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import tiny_model_dir
 
 from electra.cli import main
 from electra.tasks.classification import read_records
@@ -21,11 +19,6 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def en_model(shared_data, tmp_path_factory) -> Path:
-    return tiny_model_dir(shared_data / "vocab/bert-base-uncased.txt", tmp_path_factory.mktemp("formats") / "model")
 
 
 @pytest.fixture(scope="module")

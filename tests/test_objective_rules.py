@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 import pytest
+from conftest import pair_batch
 import torch
 import torch.nn.functional as F
 
@@ -35,13 +36,7 @@ Z = 5.0  # statistical checks: within Z binomial standard deviations (two-sided 
 
 def _batch(B=8, T=48, seed=0):
     """[CLS] a [SEP] b [SEP] [PAD]...: lengths T, T - 4, ...; every row but the first is padded."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(FIRST, V, (B, T), generator=g)
-    am = torch.ones_like(x)
-    for i in range(B):
-        n = T - 4 * i
-        x[i, 0], x[i, n // 2], x[i, n - 1] = CLS, SEP, SEP
-        x[i, n:], am[i, n:] = PAD, 0
+    x, am = pair_batch(B, T, 4, V, seed, FIRST, PAD, CLS, SEP)
     return x, torch.zeros_like(x), am
 
 
